@@ -1,0 +1,10 @@
+// proxyloss: differentiable proxy losses for ranking and scoring metrics, on
+// LibTorch. The umbrella header: include this one.
+#pragma once
+
+#include "proxyloss/compat.h"
+#include "proxyloss/ops.h"
+#include "proxyloss/ranking_loss_control.h"
+#include "proxyloss/reduction.h"
+#include "proxyloss/smooth_ap_loss.h"
+#include "proxyloss/version.h"

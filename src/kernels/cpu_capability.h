@@ -1,0 +1,15 @@
+// Run-time choice between the compiled CPU kernel variants.
+#pragma once
+
+#include "kernels/smooth_ap_kernel.h"
+
+namespace proxyloss {
+namespace kernels {
+
+// The Smooth-AP kernels for the best capability that this build has and this
+// CPU supports, unless `PROXYLOSS_CPU_CAPABILITY=default` in the environment
+// or a `detail::ForceDefaultCpuCapability` guard asks for the portable build.
+const SmoothAPKernels& smooth_ap_kernels();
+
+} // namespace kernels
+} // namespace proxyloss

@@ -1,0 +1,108 @@
+// The O(M) parts of the Smooth-AP op shared by every implementation.
+#include "ops/smooth_ap_impl.h"
+
+#include <cmath>
+#include <limits>
+
+namespace proxyloss {
+namespace ops_impl {
+namespace {
+
+// Labels with every out-of-range value replaced by C (a sentinel class), so
+// that they can index [C + 1] tables.
+at::Tensor clamp_labels(const at::Tensor& labels, int64_t num_classes) {
+  const auto in_range = labels.ge(0).logical_and(labels.lt(num_classes));
+  return at::where(in_range, labels, at::full_like(labels, num_classes));
+}
+
+// table [C] extended by one entry `fill` for the sentinel class, then
+// gathered per row: [M].
+at::Tensor per_row(const at::Tensor& table, const at::Tensor& sentinel_labels,
+                   double fill) {
+  const auto extended = at::cat({table, at::full({1}, fill, table.options())});
+  return extended.index_select(0, sentinel_labels);
+}
+
+} // namespace
+
+void check_smooth_ap_inputs(const at::Tensor& scores, const at::Tensor& labels,
+                            double temperature) {
+  TORCH_CHECK(scores.dim() == 2,
+              "proxyloss::smooth_ap: scores must be 2-D [M, C], got shape ",
+              scores.sizes());
+  TORCH_CHECK(scores.scalar_type() == at::kFloat || scores.scalar_type() == at::kDouble,
+              "proxyloss::smooth_ap: scores must be float32 or float64, got ",
+              scores.scalar_type());
+  TORCH_CHECK(labels.dim() == 1 && labels.size(0) == scores.size(0),
+              "proxyloss::smooth_ap: labels must be 1-D [M] with M = ", scores.size(0),
+              ", got shape ", labels.sizes());
+  TORCH_CHECK(labels.scalar_type() == at::kLong,
+              "proxyloss::smooth_ap: labels must be int64, got ", labels.scalar_type());
+  TORCH_CHECK(labels.device() == scores.device(),
+              "proxyloss::smooth_ap: labels must be on the device of scores (",
+              scores.device(), "), got ", labels.device());
+  TORCH_CHECK(std::isfinite(temperature) && temperature > 0,
+              "proxyloss::smooth_ap: temperature must be finite and > 0, got ",
+              temperature);
+}
+
+at::Tensor class_counts(const at::Tensor& labels, int64_t num_classes) {
+  const auto sentinel = clamp_labels(labels, num_classes);
+  return at::bincount(sentinel, /*weights=*/{}, num_classes + 1)
+      .narrow(0, 0, num_classes)
+      .to(at::kCPU, at::kLong);
+}
+
+at::Tensor nonfinite_classes(const at::Tensor& scores) {
+  return at::isfinite(scores).all(0).logical_not().to(at::kCPU);
+}
+
+at::Tensor ap_from_ranks(const at::Tensor& scores, const at::Tensor& labels,
+                         const at::Tensor& rank_all, const at::Tensor& rank_pos,
+                         const at::Tensor& counts, const at::Tensor& nonfinite) {
+  const int64_t num_classes = scores.size(1);
+  const auto sentinel = clamp_labels(labels, num_classes);
+  // Rows that are not (finite) positives keep rank 0: they add nothing.
+  const auto all = rank_all.to(at::kDouble);
+  const auto ratio =
+      at::where(all.gt(0), rank_pos.to(at::kDouble) / all, at::zeros_like(all));
+  auto sums = at::zeros({num_classes + 1}, ratio.options());
+  sums.index_add_(0, sentinel, ratio);
+  auto ap = sums.narrow(0, 0, num_classes).cpu() / counts.to(at::kDouble);
+  ap.masked_fill_(nonfinite, std::numeric_limits<double>::quiet_NaN());
+  return ap.to(scores.options());
+}
+
+std::tuple<at::Tensor, at::Tensor> rank_coefficients(
+    const at::Tensor& grad_ap, const at::Tensor& labels, const at::Tensor& rank_all,
+    const at::Tensor& rank_pos, const at::Tensor& counts) {
+  const int64_t num_classes = grad_ap.size(0);
+  const auto sentinel = clamp_labels(labels, num_classes);
+  const auto options = rank_all.options();
+  // g / P per class, 0 for classes without positives and for the sentinel.
+  const auto positives = counts.to(grad_ap.device(), at::kDouble).clamp_min(1.0);
+  const auto g_over_p = per_row((grad_ap.to(at::kDouble) / positives), sentinel, 0.0);
+  const auto all = rank_all.to(at::kDouble);
+  const auto pos = rank_pos.to(at::kDouble);
+  // Rows that are not (finite) positives keep rank 0: guard the divisions.
+  const auto is_pos = all.gt(0);
+  const auto safe_all = at::where(is_pos, all, at::ones_like(all));
+  const auto coef_all = at::where(is_pos, -g_over_p * pos / (safe_all * safe_all),
+                                  at::zeros_like(all));
+  const auto coef_pos =
+      at::where(is_pos, coef_all + g_over_p / safe_all, at::zeros_like(all));
+  return {coef_all.to(options), coef_pos.to(options)};
+}
+
+void poison_nonfinite_columns(at::Tensor& grad_scores, const at::Tensor& grad_ap,
+                              const at::Tensor& nonfinite) {
+  const auto poisoned = nonfinite.logical_and(grad_ap.cpu().ne(0));
+  if (!poisoned.any().item<bool>()) {
+    return;
+  }
+  const auto columns = poisoned.nonzero().squeeze(1).to(grad_scores.device());
+  grad_scores.index_fill_(1, columns, std::numeric_limits<double>::quiet_NaN());
+}
+
+} // namespace ops_impl
+} // namespace proxyloss

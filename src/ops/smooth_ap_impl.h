@@ -1,0 +1,67 @@
+// Implementations behind the proxyloss::smooth_ap_forward / _backward ops.
+//
+// Op contract (all implementations):
+//   scores [M, C] float32/float64, labels [M] int64, temperature > 0.
+//   Row m is a positive of class labels[m] when 0 <= labels[m] < C; any other
+//   label makes it a negative of every class. For class c with P_c positives:
+//     rank_all[m] = 1 + sum_{j != m} sigmoid((s_jc - s_mc) / tau)   (m positive of c)
+//     rank_pos[m] = 1 + sum_{j != m, j in P_c} sigmoid(...)
+//     ap[c]       = mean over positives of rank_pos / rank_all
+//   ap[c] is NaN when P_c == 0 or when column c holds a non-finite score
+//   (its gradient column is then NaN too, unless its incoming gradient is 0).
+//   Forward saves only rank_all and rank_pos ([M], O(M) memory); the [P, M]
+//   pairwise matrix is never materialised whole.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <tuple>
+
+namespace proxyloss {
+namespace ops_impl {
+
+void check_smooth_ap_inputs(const at::Tensor& scores, const at::Tensor& labels,
+                            double temperature);
+
+// Positives per class: [C] int64, on the CPU.
+at::Tensor class_counts(const at::Tensor& labels, int64_t num_classes);
+
+// Classes whose score column holds NaN or +-inf: [C] bool, on the CPU.
+at::Tensor nonfinite_classes(const at::Tensor& scores);
+
+// ap[c] = mean over the positives of class c of rank_pos / rank_all, computed
+// in double, NaN for classes without positives or with non-finite scores.
+at::Tensor ap_from_ranks(const at::Tensor& scores, const at::Tensor& labels,
+                         const at::Tensor& rank_all, const at::Tensor& rank_pos,
+                         const at::Tensor& counts, const at::Tensor& nonfinite);
+
+// Per-row chain-rule coefficients of the positives, 0 elsewhere:
+//   coef_all[m] = dL/drank_all[m] = -g_c rank_pos / (P_c rank_all^2)
+//   coef_pos[m] = dL/drank_all[m] + dL/drank_pos[m]
+//               = coef_all[m] + g_c / (P_c rank_all)
+// with c = labels[m] and g = grad_ap.
+std::tuple<at::Tensor, at::Tensor> rank_coefficients(
+    const at::Tensor& grad_ap, const at::Tensor& labels, const at::Tensor& rank_all,
+    const at::Tensor& rank_pos, const at::Tensor& counts);
+
+// Sets the gradient column of every non-finite class that receives a
+// non-zero gradient to NaN.
+void poison_nonfinite_columns(at::Tensor& grad_scores, const at::Tensor& grad_ap,
+                              const at::Tensor& nonfinite);
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> smooth_ap_forward_cpu(
+    const at::Tensor& scores, const at::Tensor& labels, double temperature);
+at::Tensor smooth_ap_backward_cpu(const at::Tensor& grad_ap, const at::Tensor& scores,
+                                  const at::Tensor& labels, const at::Tensor& rank_all,
+                                  const at::Tensor& rank_pos, double temperature);
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> smooth_ap_forward_generic(
+    const at::Tensor& scores, const at::Tensor& labels, double temperature);
+at::Tensor smooth_ap_backward_generic(const at::Tensor& grad_ap,
+                                      const at::Tensor& scores,
+                                      const at::Tensor& labels,
+                                      const at::Tensor& rank_all,
+                                      const at::Tensor& rank_pos, double temperature);
+
+} // namespace ops_impl
+} // namespace proxyloss
