@@ -1,0 +1,152 @@
+// Dense oracle of Smooth-AP, written from the seed's formulas (proxy-losses
+// 0.1.3, SmoothAPLoss) in plain torch ops: it builds the [P, M] pairwise
+// matrix, as the seed does. Gradients come from torch's autograd.
+#pragma once
+
+#include <proxyloss/reduction.h>
+
+#include <torch/torch.h>
+
+#include <limits>
+#include <tuple>
+#include <vector>
+
+namespace oracle {
+
+inline double nan() {
+  return std::numeric_limits<double>::quiet_NaN();
+}
+
+// Smooth-AP of one class: scores [M], is_pos [M] bool. Follows the seed's
+// _compute_smooth_ap but also evaluates the all-positive case (AP = 1).
+// Returns an undefined tensor when there is no positive.
+inline torch::Tensor class_ap(const torch::Tensor& scores, const torch::Tensor& is_pos,
+                              double tau) {
+  const int64_t M = scores.size(0);
+  const auto pos_idx = is_pos.nonzero().squeeze(1);
+  const int64_t P = pos_idx.size(0);
+  if (P == 0) {
+    return {};
+  }
+  const auto diff = scores.unsqueeze(0) - scores.index_select(0, pos_idx).unsqueeze(1);
+  auto soft = torch::sigmoid(diff / tau); // [P, M]
+  auto self_mask = torch::zeros({P, M}, torch::kBool);
+  self_mask.index_put_({torch::arange(P), pos_idx}, true);
+  soft = soft.masked_fill(self_mask, 0.0);
+  const auto rank_all = 1.0 + soft.sum(1);
+  const auto rank_pos = 1.0 + soft.index_select(1, pos_idx).sum(1);
+  return (rank_pos / rank_all).mean();
+}
+
+// The op's contract: ap [C], row m positive of class labels[m] if in range.
+inline torch::Tensor op_ap(const torch::Tensor& scores, const torch::Tensor& labels,
+                           double tau) {
+  const int64_t C = scores.size(1);
+  std::vector<torch::Tensor> aps;
+  for (int64_t c = 0; c < C; ++c) {
+    auto ap = class_ap(scores.select(1, c), labels.eq(c), tau);
+    aps.push_back(ap.defined() ? ap : torch::full({}, nan(), scores.options()));
+  }
+  return torch::stack(aps);
+}
+
+// The seed's SmoothAPLoss module (queue, ignore_index, binary mode,
+// degenerate classes, reductions), transcribed.
+struct SmoothAPModule {
+  int64_t num_classes;
+  int64_t queue_size;
+  double tau;
+  proxyloss::Reduction reduction = proxyloss::Reduction::Mean;
+  int64_t ignore_index = -100;
+  bool update_queue_in_eval = false;
+  torch::Tensor q_logits;
+  torch::Tensor q_targets;
+  int64_t q_ptr = 0;
+
+  SmoothAPModule(int64_t C, int64_t Q, double t) : num_classes(C), queue_size(Q), tau(t) {
+    reset_queue();
+  }
+
+  void reset_queue() {
+    q_logits = torch::zeros({queue_size, num_classes}, torch::kDouble);
+    q_targets = torch::full({queue_size}, ignore_index, torch::kLong);
+    q_ptr = 0;
+  }
+
+  void enqueue(const torch::Tensor& logits, const torch::Tensor& targets) {
+    if (queue_size == 0) {
+      return;
+    }
+    const int64_t n = logits.size(0);
+    const auto l = logits.detach().to(torch::kDouble);
+    if (n >= queue_size) {
+      q_logits.copy_(l.narrow(0, n - queue_size, queue_size));
+      q_targets.copy_(targets.narrow(0, n - queue_size, queue_size));
+      q_ptr = 0;
+      return;
+    }
+    for (int64_t i = 0; i < n; ++i) {
+      q_logits[(q_ptr + i) % queue_size].copy_(l[i]);
+      q_targets[(q_ptr + i) % queue_size].copy_(targets[i]);
+    }
+    q_ptr = (q_ptr + n) % queue_size;
+  }
+
+  // (out, per_class, valid); logits are used in double.
+  std::tuple<torch::Tensor, torch::Tensor, torch::Tensor> forward(
+      const torch::Tensor& logits_in, const torch::Tensor& targets_in, bool training) {
+    auto targets = targets_in.dim() == 2 ? targets_in.squeeze(1) : targets_in;
+    targets = targets.to(torch::kLong);
+    const auto logits = logits_in.to(torch::kDouble);
+    auto all_logits = logits;
+    auto all_targets = targets;
+    if (queue_size > 0) {
+      all_logits = torch::cat({logits, q_logits});
+      all_targets = torch::cat({targets, q_targets});
+    }
+    const auto keep = all_targets.ne(ignore_index).nonzero().squeeze(1);
+    all_logits = all_logits.index_select(0, keep);
+    all_targets = all_targets.index_select(0, keep);
+    const int64_t C = num_classes;
+    if (all_logits.size(0) == 0) {
+      auto out = logits.sum() * 0.0;
+      if (reduction == proxyloss::Reduction::None) {
+        out = out.expand({C});
+      }
+      return {out, torch::full({C}, nan(), torch::kDouble), torch::zeros({C}, torch::kBool)};
+    }
+    std::vector<torch::Tensor> losses;
+    std::vector<bool> valid;
+    for (int64_t c = 0; c < C; ++c) {
+      const auto is_pos = C == 1 ? all_targets.ne(0) : all_targets.eq(c);
+      const int64_t P = is_pos.sum().item<int64_t>();
+      const bool ok = P > 0 && P < all_logits.size(0);
+      losses.push_back(ok ? 1.0 - class_ap(all_logits.select(1, c), is_pos, tau)
+                          : torch::zeros({}, torch::kDouble));
+      valid.push_back(ok);
+    }
+    const auto loss_vec = torch::stack(losses);
+    auto valid_vec = torch::zeros({C}, torch::kBool);
+    for (int64_t c = 0; c < C; ++c) {
+      valid_vec[c] = bool(valid[c]);
+    }
+    if (training || update_queue_in_eval) {
+      enqueue(logits_in, targets);
+    }
+    const auto per_class = loss_vec.masked_fill(valid_vec.logical_not(), nan());
+    torch::Tensor out;
+    if (reduction == proxyloss::Reduction::None) {
+      out = per_class;
+    } else {
+      const auto kept = loss_vec.index_select(0, valid_vec.nonzero().squeeze(1));
+      if (kept.numel() == 0) {
+        out = logits.sum() * 0.0;
+      } else {
+        out = reduction == proxyloss::Reduction::Sum ? kept.sum() : kept.mean();
+      }
+    }
+    return {out, per_class, valid_vec};
+  }
+};
+
+} // namespace oracle

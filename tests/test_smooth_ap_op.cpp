@@ -1,0 +1,201 @@
+// The fused Smooth-AP op (every implementation) against the dense oracle.
+#include "support/random_pools.h"
+#include "support/smooth_ap_oracle.h"
+#include "support/test_support.h"
+
+#include <proxyloss/detail/kernel_selection.h>
+#include <proxyloss/ops.h>
+
+#include <memory>
+
+using test_support::max_abs;
+using test_support::max_abs_diff;
+
+namespace {
+
+enum class Path { Fused, FusedPortable, Generic };
+
+std::string path_name(const ::testing::TestParamInfo<Path>& info) {
+  switch (info.param) {
+    case Path::Fused:
+      return "Fused";
+    case Path::FusedPortable:
+      return "FusedPortable";
+    default:
+      return "Generic";
+  }
+}
+
+class SmoothAPOp : public ::testing::TestWithParam<Path> {
+ protected:
+  void SetUp() override {
+    if (GetParam() == Path::Generic) {
+      generic_ = std::make_unique<proxyloss::detail::ForceGenericKernels>();
+    }
+    if (GetParam() == Path::FusedPortable) {
+      portable_ = std::make_unique<proxyloss::detail::ForceDefaultCpuCapability>();
+    }
+  }
+  std::unique_ptr<proxyloss::detail::ForceGenericKernels> generic_;
+  std::unique_ptr<proxyloss::detail::ForceDefaultCpuCapability> portable_;
+};
+
+// A scalar of ap with random per-class weights, NaN classes left out, so the
+// backward pass sees a different gradient for each class.
+torch::Tensor weighted_sum(const torch::Tensor& ap, const torch::Tensor& weights) {
+  return torch::where(torch::isnan(ap), torch::zeros_like(ap), ap * weights).sum();
+}
+
+struct Result {
+  torch::Tensor ap;
+  torch::Tensor grad;
+};
+
+Result run_op(const test_support::RandomPool& pool, const torch::Tensor& weights) {
+  auto scores = pool.scores.clone().requires_grad_(true);
+  auto ap = proxyloss::ops::smooth_ap(scores, pool.labels, pool.tau);
+  weighted_sum(ap, weights.to(ap.scalar_type())).backward();
+  return {ap.detach(), scores.grad()};
+}
+
+Result run_oracle(const test_support::RandomPool& pool, const torch::Tensor& weights) {
+  auto scores = pool.scores.to(torch::kDouble).clone().requires_grad_(true);
+  auto ap = oracle::op_ap(scores, pool.labels, pool.tau);
+  const auto loss = weighted_sum(ap, weights);
+  if (!loss.requires_grad()) { // no class has a positive: nothing to differentiate
+    return {ap.detach(), torch::zeros_like(scores)};
+  }
+  loss.backward();
+  return {ap.detach(), scores.grad()};
+}
+
+// Float32 tolerance: inputs are identical, the fused op rounds each pairwise
+// difference and sigmoid to float (relative 6e-8 each) and sums in blocks of
+// at most 64 floats before double accumulation: ~1e-6 relative worst case on
+// a rank, and a few 1e-6 on the AP. Gradients are held to the same relative
+// precision of the largest gradient entry.
+constexpr double kFloatTol = 1e-5;
+constexpr double kDoubleTol = 1e-10;
+
+void expect_matches_oracle(const test_support::RandomPool& pool) {
+  const auto weights = torch::randn({pool.scores.size(1)}, torch::kDouble);
+  const auto got = run_op(pool, weights);
+  const auto want = run_oracle(pool, weights);
+  const double tol = pool.scores.scalar_type() == torch::kFloat ? kFloatTol : kDoubleTol;
+  EXPECT_LE(max_abs_diff(got.ap, want.ap), tol) << pool.describe();
+  EXPECT_LE(max_abs_diff(got.grad, want.grad), tol * std::max(1.0, max_abs(want.grad)))
+      << pool.describe();
+}
+
+} // namespace
+
+TEST_P(SmoothAPOp, MatchesDenseOracleOnRandomPoolsFloat64) {
+  for (uint64_t seed = 0; seed < 150; ++seed) {
+    expect_matches_oracle(test_support::random_pool(seed, torch::kDouble));
+  }
+}
+
+TEST_P(SmoothAPOp, MatchesDenseOracleOnRandomPoolsFloat32) {
+  for (uint64_t seed = 1000; seed < 1150; ++seed) {
+    expect_matches_oracle(test_support::random_pool(seed, torch::kFloat));
+  }
+}
+
+TEST_P(SmoothAPOp, MatchesDenseOracleOnLargerPools) {
+  for (uint64_t seed = 2000; seed < 2006; ++seed) {
+    expect_matches_oracle(test_support::random_pool(seed, torch::kFloat, 3000));
+  }
+}
+
+TEST_P(SmoothAPOp, GradientMatchesCentralDifferencesInDouble) {
+  for (uint64_t seed = 0; seed < 6; ++seed) {
+    torch::manual_seed(seed);
+    const int64_t M = 10 + seed;
+    const int64_t C = 1 + seed % 3;
+    const double tau = seed % 2 ? 0.5 : 0.1;
+    auto scores = torch::randn({M, C}, torch::kDouble);
+    auto labels = torch::randint(-1, C, {M}, torch::kLong);
+    labels[0] = 0; // at least one positive of class 0
+    const auto weights = torch::randn({C}, torch::kDouble);
+    auto f = [&](const torch::Tensor& s) {
+      torch::NoGradGuard no_grad;
+      return weighted_sum(proxyloss::ops::smooth_ap(s, labels, tau), weights).item<double>();
+    };
+    auto x = scores.clone().requires_grad_(true);
+    weighted_sum(proxyloss::ops::smooth_ap(x, labels, tau), weights).backward();
+    const auto analytic = x.grad();
+    const double eps = 1e-6;
+    for (int64_t m = 0; m < M; ++m) {
+      for (int64_t c = 0; c < C; ++c) {
+        auto plus = scores.clone();
+        auto minus = scores.clone();
+        plus[m][c] += eps;
+        minus[m][c] -= eps;
+        const double numeric = (f(plus) - f(minus)) / (2 * eps);
+        EXPECT_NEAR(analytic[m][c].item<double>(), numeric, 1e-7)
+            << "seed " << seed << " row " << m << " class " << c;
+      }
+    }
+  }
+}
+
+TEST_P(SmoothAPOp, ClassWithoutPositivesIsNaNAndGetsNoGradient) {
+  auto scores = torch::randn({6, 3}, torch::kDouble).requires_grad_(true);
+  const auto labels = torch::tensor({0, 0, 1, -1, 1, 0}, torch::kLong);
+  const auto ap = proxyloss::ops::smooth_ap(scores, labels, 0.1);
+  EXPECT_TRUE(std::isnan(ap[2].item<double>()));
+  EXPECT_FALSE(std::isnan(ap[0].item<double>()));
+  weighted_sum(ap, torch::ones({3}, torch::kDouble)).backward();
+  EXPECT_EQ(scores.grad().select(1, 2).abs().sum().item<double>(), 0.0);
+}
+
+TEST_P(SmoothAPOp, NonFiniteScoresMakeTheirClassNaN) {
+  for (double bad : {std::nan(""), double(INFINITY), -double(INFINITY)}) {
+    auto scores = torch::randn({8, 2}, torch::kFloat);
+    scores[3][1] = bad;
+    scores = scores.requires_grad_(true);
+    const auto labels = torch::tensor({0, 1, 0, 1, 0, 1, 0, 1}, torch::kLong);
+    const auto ap = proxyloss::ops::smooth_ap(scores, labels, 0.05);
+    EXPECT_FALSE(std::isnan(ap[0].item<float>()));
+    EXPECT_TRUE(std::isnan(ap[1].item<float>())) << bad;
+    ap.sum().backward();
+    EXPECT_TRUE(torch::isnan(scores.grad().select(1, 1)).all().item<bool>());
+    EXPECT_TRUE(torch::isfinite(scores.grad().select(1, 0)).all().item<bool>());
+  }
+}
+
+TEST_P(SmoothAPOp, NonContiguousScoresAreAccepted) {
+  const auto base = torch::randn({4, 30}, torch::kDouble);
+  const auto scores = base.t(); // [30, 4], not contiguous
+  const auto labels = torch::randint(0, 4, {30}, torch::kLong);
+  EXPECT_LE(max_abs_diff(proxyloss::ops::smooth_ap(scores, labels, 0.1),
+                         oracle::op_ap(scores, labels, 0.1)),
+            kDoubleTol);
+}
+
+TEST_P(SmoothAPOp, EmptyPoolGivesAllNaN) {
+  const auto ap = proxyloss::ops::smooth_ap(torch::zeros({0, 3}), torch::zeros({0}, torch::kLong), 0.1);
+  EXPECT_EQ(ap.size(0), 3);
+  EXPECT_TRUE(torch::isnan(ap).all().item<bool>());
+}
+
+INSTANTIATE_TEST_SUITE_P(Paths, SmoothAPOp,
+                         ::testing::Values(Path::Fused, Path::FusedPortable, Path::Generic),
+                         path_name);
+
+// At a large pool the float32 kernel keeps ~1e-6 relative accuracy against a
+// double reference, thanks to blockwise double accumulation.
+TEST(SmoothAPOpAccuracy, Float32MatchesDoubleOracleAtQuarterMillionRows) {
+  torch::manual_seed(7);
+  const int64_t M = 1 << 18;
+  auto scores = torch::randn({M, 1}, torch::kFloat);
+  auto labels = torch::full({M}, -1, torch::kLong);
+  const auto positives = torch::randperm(M, torch::kLong).narrow(0, 0, 16);
+  labels.index_fill_(0, positives, 0);
+  scores.index_add_(0, positives, torch::full({16, 1}, 1.5f)); // positives rank high
+  const double tau = 0.05;
+  const double got = proxyloss::ops::smooth_ap(scores, labels, tau).item<double>();
+  const double want =
+      oracle::op_ap(scores.to(torch::kDouble), labels, tau).item<double>();
+  EXPECT_LE(std::abs(got - want), 1e-6 * std::abs(want)) << got << " vs " << want;
+}
