@@ -50,7 +50,10 @@ void run_queue_sequence(uint64_t seed, bool generic) {
   const auto reduction = std::vector<proxyloss::reduction_t>{torch::kMean, torch::kSum,
                                                              torch::kNone}[pick(0, 2)];
   const bool update_in_eval = pick(0, 1) == 1;
-  SmoothAPLoss loss(SmoothAPLossOptions(C).queue_size(Q).temperature(tau).reduction(reduction)
+  SmoothAPLoss loss(SmoothAPLossOptions(C)
+                        .queue_size(Q)
+                        .temperature(tau)
+                        .reduction(reduction)
                         .update_queue_in_eval(update_in_eval));
   oracle::SmoothAPModule reference(C, Q, tau);
   reference.reduction = proxyloss::reduction_kind(reduction);
@@ -76,13 +79,16 @@ void run_queue_sequence(uint64_t seed, bool generic) {
     torch::Tensor want, want_per_class, want_valid;
     std::tie(want, want_per_class, want_valid) = reference.forward(y, targets, training);
     std::ostringstream where;
-    where << "seed " << seed << " step " << step << " C=" << C << " Q=" << Q << " N=" << N;
+    where << "seed " << seed << " step " << step << " C=" << C << " Q=" << Q
+          << " N=" << N;
     ASSERT_EQ(got.sizes(), want.sizes()) << where.str();
     EXPECT_LE(max_abs_diff(got, want), kTol) << where.str();
     EXPECT_LE(max_abs_diff(got_per_class, want_per_class), kTol) << where.str();
     EXPECT_TRUE(torch::equal(got_valid, want_valid)) << where.str();
     const auto weights = torch::randn(got.sizes(), torch::kDouble);
-    torch::where(torch::isnan(got), torch::zeros_like(got), got * weights).sum().backward();
+    torch::where(torch::isnan(got), torch::zeros_like(got), got * weights)
+        .sum()
+        .backward();
     const auto oracle_loss =
         torch::where(torch::isnan(want), torch::zeros_like(want), want * weights).sum();
     if (oracle_loss.requires_grad()) {
@@ -92,9 +98,11 @@ void run_queue_sequence(uint64_t seed, bool generic) {
     EXPECT_LE(max_abs_diff(x.grad(), want_grad), kTol * std::max(1.0, max_abs(want_grad)))
         << where.str();
     if (Q > 0) {
-      EXPECT_LE(max_abs_diff(loss->named_buffers()["queue_logits"], reference.q_logits), 0.0)
+      EXPECT_LE(max_abs_diff(loss->named_buffers()["queue_logits"], reference.q_logits),
+                0.0)
           << where.str();
-      EXPECT_TRUE(torch::equal(loss->named_buffers()["queue_targets"], reference.q_targets))
+      EXPECT_TRUE(
+          torch::equal(loss->named_buffers()["queue_targets"], reference.q_targets))
           << where.str();
       EXPECT_EQ(loss->named_buffers()["queue_ptr"].item<int64_t>(), reference.q_ptr)
           << where.str();
@@ -129,7 +137,8 @@ TEST(SmoothAPLoss, DefaultOptionsFollowTheSeed) {
 TEST(SmoothAPLoss, MultiClassIsOneVsRestPerClass) {
   torch::manual_seed(1);
   auto [logits, targets] = balanced_batch(24, 3);
-  SmoothAPLoss loss(SmoothAPLossOptions(3).queue_size(0).temperature(0.1).reduction(torch::kNone));
+  SmoothAPLoss loss(
+      SmoothAPLossOptions(3).queue_size(0).temperature(0.1).reduction(torch::kNone));
   const auto per_class = loss->forward(logits, targets);
   for (int64_t c = 0; c < 3; ++c) {
     const auto ap = oracle::class_ap(logits.select(1, c), targets.eq(c), 0.1);
@@ -220,7 +229,8 @@ TEST(SmoothAPLoss, AllPositiveClassIsDegenerateAndNaNInNone) {
 }
 
 TEST(SmoothAPLoss, EmptyPoolGivesZeroLossWithAGraph) {
-  for (auto reduction : {proxyloss::reduction_t(torch::kMean), proxyloss::reduction_t(torch::kNone)}) {
+  for (auto reduction :
+       {proxyloss::reduction_t(torch::kMean), proxyloss::reduction_t(torch::kNone)}) {
     SmoothAPLoss loss(SmoothAPLossOptions(3).queue_size(16).reduction(reduction));
     auto logits = randn(4, 3).requires_grad_(true);
     const auto targets = torch::full({4}, -100, torch::kLong);
@@ -287,7 +297,8 @@ TEST(SmoothAPLoss, BatchIsEnqueuedAfterTheLossIsComputed) {
   EXPECT_NEAR(queued->forward(logits, targets).item<double>(),
               plain->forward(logits, targets).item<double>(), kTol);
   EXPECT_EQ(queued->named_buffers()["queue_ptr"].item<int64_t>(), 6);
-  EXPECT_LE(max_abs_diff(queued->named_buffers()["queue_logits"].narrow(0, 0, 6), logits), 0.0);
+  EXPECT_LE(max_abs_diff(queued->named_buffers()["queue_logits"].narrow(0, 0, 6), logits),
+            0.0);
 }
 
 TEST(SmoothAPLoss, QueueIsFrozenInEvalMode) {
@@ -356,7 +367,8 @@ TEST(SmoothAPLoss, QueueRoundTripsTorchSaveAndLoad) {
   torch::load(loaded, path);
   std::remove(path.c_str());
   for (const auto& name : {"queue_logits", "queue_targets", "queue_ptr"}) {
-    EXPECT_TRUE(torch::equal(saved->named_buffers()[name], loaded->named_buffers()[name])) << name;
+    EXPECT_TRUE(torch::equal(saved->named_buffers()[name], loaded->named_buffers()[name]))
+        << name;
   }
   // And the restored queue is used: same loss on the next batch.
   auto [x, t] = balanced_batch(5, 3);
@@ -419,7 +431,8 @@ TEST(SmoothAPLoss, MaxPoolSizeMatchesTheSeedSelectionRule) {
   auto logits = randn(50, 2);
   auto targets = torch::arange(50, torch::kLong).remainder(2);
   targets.narrow(0, 0, 30).fill_(0);
-  SmoothAPLoss capped(SmoothAPLossOptions(2).queue_size(0).max_pool_size(20).temperature(0.1));
+  SmoothAPLoss capped(
+      SmoothAPLossOptions(2).queue_size(0).max_pool_size(20).temperature(0.1));
   torch::manual_seed(13);
   const double got = capped->forward(logits, targets).item<double>();
   torch::manual_seed(13);
@@ -427,13 +440,15 @@ TEST(SmoothAPLoss, MaxPoolSizeMatchesTheSeedSelectionRule) {
   std::vector<torch::Tensor> chosen;
   for (int64_t c = 0; c < 2; ++c) {
     const auto rows = targets.eq(c).nonzero().squeeze(1);
-    chosen.push_back(rows.index_select(0, torch::randperm(rows.size(0), torch::kLong).narrow(0, 0, quota)));
+    chosen.push_back(rows.index_select(
+        0, torch::randperm(rows.size(0), torch::kLong).narrow(0, 0, quota)));
   }
   auto reserved = torch::cat(chosen);
   auto taken = torch::zeros({50}, torch::kBool);
   taken.index_fill_(0, reserved, true);
   const auto rest = taken.logical_not().nonzero().squeeze(1);
-  const auto extra = rest.index_select(0, torch::randperm(rest.size(0), torch::kLong).narrow(0, 0, 20 - 2 * quota));
+  const auto extra = rest.index_select(
+      0, torch::randperm(rest.size(0), torch::kLong).narrow(0, 0, 20 - 2 * quota));
   const auto rows = torch::cat({reserved, extra});
   oracle::SmoothAPModule reference(2, 0, 0.1);
   const auto want = std::get<0>(reference.forward(logits.index_select(0, rows),
@@ -453,14 +468,20 @@ TEST(SmoothAPLoss, TemperatureGetAndSet) {
   SmoothAPLoss reference(SmoothAPLossOptions(2).temperature(0.05).queue_size(0));
   SmoothAPLoss changed(SmoothAPLossOptions(2).temperature(0.5).queue_size(0));
   changed->set_temperature(0.05);
-  EXPECT_EQ(changed->forward(x, t).item<double>(), reference->forward(x, t).item<double>());
-  EXPECT_TRUE(test_support::throws_with([&] { loss->set_temperature(0.0); }, {"temperature", "0"}));
-  EXPECT_TRUE(test_support::throws_with([&] { loss->set_temperature(-1.0); }, {"temperature", "-1"}));
+  EXPECT_EQ(changed->forward(x, t).item<double>(),
+            reference->forward(x, t).item<double>());
+  EXPECT_TRUE(test_support::throws_with([&] { loss->set_temperature(0.0); },
+                                        {"temperature", "0"}));
+  EXPECT_TRUE(test_support::throws_with([&] { loss->set_temperature(-1.0); },
+                                        {"temperature", "-1"}));
   EXPECT_EQ(loss->temperature(), 0.05);
 }
 
 TEST(SmoothAPLoss, PrettyPrintShowsEveryOption) {
-  SmoothAPLoss loss(SmoothAPLossOptions(4).queue_size(64).temperature(0.02).reduction(torch::kSum)
+  SmoothAPLoss loss(SmoothAPLossOptions(4)
+                        .queue_size(64)
+                        .temperature(0.02)
+                        .reduction(torch::kSum)
                         .max_pool_size(1000));
   std::ostringstream out;
   out << *loss;
@@ -523,9 +544,12 @@ TEST(SmoothAPLoss, FunctionalMatchesModuleWithoutQueue) {
   torch::manual_seed(17);
   auto [x, t] = balanced_batch(30, 3);
   t[0] = -100;
-  SmoothAPLoss loss(SmoothAPLossOptions(3).queue_size(0).temperature(0.2).reduction(torch::kNone));
+  SmoothAPLoss loss(
+      SmoothAPLossOptions(3).queue_size(0).temperature(0.2).reduction(torch::kNone));
   const auto got = proxyloss::functional::smooth_ap_loss(
-      x, t, proxyloss::functional::SmoothAPLossFuncOptions(3).temperature(0.2).reduction(torch::kNone));
+      x, t,
+      proxyloss::functional::SmoothAPLossFuncOptions(3).temperature(0.2).reduction(
+          torch::kNone));
   EXPECT_LE(max_abs_diff(got, loss->forward(x, t)), 0.0);
 }
 

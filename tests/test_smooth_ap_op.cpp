@@ -119,7 +119,8 @@ TEST_P(SmoothAPOp, GradientMatchesCentralDifferencesInDouble) {
     const auto weights = torch::randn({C}, torch::kDouble);
     auto f = [&](const torch::Tensor& s) {
       torch::NoGradGuard no_grad;
-      return weighted_sum(proxyloss::ops::smooth_ap(s, labels, tau), weights).item<double>();
+      return weighted_sum(proxyloss::ops::smooth_ap(s, labels, tau), weights)
+          .item<double>();
     };
     auto x = scores.clone().requires_grad_(true);
     weighted_sum(proxyloss::ops::smooth_ap(x, labels, tau), weights).backward();
@@ -174,13 +175,15 @@ TEST_P(SmoothAPOp, NonContiguousScoresAreAccepted) {
 }
 
 TEST_P(SmoothAPOp, EmptyPoolGivesAllNaN) {
-  const auto ap = proxyloss::ops::smooth_ap(torch::zeros({0, 3}), torch::zeros({0}, torch::kLong), 0.1);
+  const auto ap = proxyloss::ops::smooth_ap(torch::zeros({0, 3}),
+                                            torch::zeros({0}, torch::kLong), 0.1);
   EXPECT_EQ(ap.size(0), 3);
   EXPECT_TRUE(torch::isnan(ap).all().item<bool>());
 }
 
 INSTANTIATE_TEST_SUITE_P(Paths, SmoothAPOp,
-                         ::testing::Values(Path::Fused, Path::FusedPortable, Path::Generic),
+                         ::testing::Values(Path::Fused, Path::FusedPortable,
+                                           Path::Generic),
                          path_name);
 
 // At a large pool the float32 kernel keeps ~1e-6 relative accuracy against a

@@ -78,7 +78,8 @@ namespace functional {
 
 // Options of the queue-less functional form.
 struct SmoothAPLossFuncOptions {
-  /* implicit */ SmoothAPLossFuncOptions(int64_t num_classes) : num_classes_(num_classes) {}
+  /* implicit */ SmoothAPLossFuncOptions(int64_t num_classes)
+      : num_classes_(num_classes) {}
   TORCH_ARG(int64_t, num_classes);
   TORCH_ARG(double, temperature) = 0.01;
   TORCH_ARG(reduction_t, reduction) = torch::kMean;

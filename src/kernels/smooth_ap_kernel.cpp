@@ -121,8 +121,7 @@ std::pair<double, double> accumulate(const T* v, const T* w, int64_t n, T anchor
 
 template <typename Term, typename T>
 double sum_terms(const T* v, int64_t n, T anchor, T inv_tau) {
-  return accumulate<Term, false>(v, static_cast<const T*>(nullptr), n, anchor,
-                                 inv_tau)
+  return accumulate<Term, false>(v, static_cast<const T*>(nullptr), n, anchor, inv_tau)
       .first;
 }
 

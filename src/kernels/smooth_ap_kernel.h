@@ -33,8 +33,7 @@ struct SmoothAPKernels {
   void (*backward_float)(const float* v, int64_t P, int64_t M, float inv_tau,
                          const float* coef_all, const float* coef_pos, float* grad);
   void (*backward_double)(const double* v, int64_t P, int64_t M, double inv_tau,
-                          const double* coef_all, const double* coef_pos,
-                          double* grad);
+                          const double* coef_all, const double* coef_pos, double* grad);
 };
 
 // Defined once per compiled capability in smooth_ap_kernel.cpp.

@@ -29,7 +29,6 @@ detail::RankingConfig ranking_config(const SmoothAPLossOptions& options) {
   config.queue_size = options.queue_size();
   config.temperature = options.temperature();
   config.ignore_index = options.ignore_index();
-  config.update_queue_in_eval = options.update_queue_in_eval();
   config.max_pool_size = options.max_pool_size();
   return config;
 }
@@ -64,12 +63,12 @@ void SmoothAPLossImpl::pretty_print(std::ostream& stream) const {
   stream << ")";
 }
 
-std::tuple<torch::Tensor, torch::Tensor, torch::Tensor> SmoothAPLossImpl::forward_per_class(
-    const torch::Tensor& logits, const torch::Tensor& targets) {
-  // Options may have been edited since reset(); the ones read per call are
-  // the temperature and the update/eval switch (the queue shape is fixed).
+std::tuple<torch::Tensor, torch::Tensor, torch::Tensor>
+SmoothAPLossImpl::forward_per_class(const torch::Tensor& logits,
+                                    const torch::Tensor& targets) {
+  // Options may have been edited since reset(): check them again.
+  ranking_.update_config(ranking_config(options));
   const double tau = options.temperature();
-  detail::check_temperature("SmoothAPLoss", tau);
   const bool update = is_training() || options.update_queue_in_eval();
   return ranking_.forward(
       logits, targets, options.reduction(), update,

@@ -73,9 +73,11 @@ at::Tensor ap_from_ranks(const at::Tensor& scores, const at::Tensor& labels,
   return ap.to(scores.options());
 }
 
-std::tuple<at::Tensor, at::Tensor> rank_coefficients(
-    const at::Tensor& grad_ap, const at::Tensor& labels, const at::Tensor& rank_all,
-    const at::Tensor& rank_pos, const at::Tensor& counts) {
+std::tuple<at::Tensor, at::Tensor> rank_coefficients(const at::Tensor& grad_ap,
+                                                     const at::Tensor& labels,
+                                                     const at::Tensor& rank_all,
+                                                     const at::Tensor& rank_pos,
+                                                     const at::Tensor& counts) {
   const int64_t num_classes = grad_ap.size(0);
   const auto sentinel = clamp_labels(labels, num_classes);
   const auto options = rank_all.options();
@@ -87,8 +89,8 @@ std::tuple<at::Tensor, at::Tensor> rank_coefficients(
   // Rows that are not (finite) positives keep rank 0: guard the divisions.
   const auto is_pos = all.gt(0);
   const auto safe_all = at::where(is_pos, all, at::ones_like(all));
-  const auto coef_all = at::where(is_pos, -g_over_p * pos / (safe_all * safe_all),
-                                  at::zeros_like(all));
+  const auto coef_all =
+      at::where(is_pos, -g_over_p * pos / (safe_all * safe_all), at::zeros_like(all));
   const auto coef_pos =
       at::where(is_pos, coef_all + g_over_p / safe_all, at::zeros_like(all));
   return {coef_all.to(options), coef_pos.to(options)};

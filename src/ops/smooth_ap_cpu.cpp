@@ -45,8 +45,7 @@ void run_forward<float>(const kernels::SmoothAPKernels& k, const float* v, int64
 }
 template <>
 void run_forward<double>(const kernels::SmoothAPKernels& k, const double* v, int64_t P,
-                         int64_t M, double inv_tau, double* rank_all,
-                         double* rank_pos) {
+                         int64_t M, double inv_tau, double* rank_all, double* rank_pos) {
   k.forward_double(v, P, M, inv_tau, rank_all, rank_pos);
 }
 
@@ -60,10 +59,9 @@ void run_backward<float>(const kernels::SmoothAPKernels& k, const float* v, int6
   k.backward_float(v, P, M, inv_tau, coef_all, coef_pos, grad);
 }
 template <>
-void run_backward<double>(const kernels::SmoothAPKernels& k, const double* v,
-                          int64_t P, int64_t M, double inv_tau,
-                          const double* coef_all, const double* coef_pos,
-                          double* grad) {
+void run_backward<double>(const kernels::SmoothAPKernels& k, const double* v, int64_t P,
+                          int64_t M, double inv_tau, const double* coef_all,
+                          const double* coef_pos, double* grad) {
   k.backward_double(v, P, M, inv_tau, coef_all, coef_pos, grad);
 }
 
@@ -125,8 +123,8 @@ at::Tensor smooth_ap_backward_cpu(const at::Tensor& grad_ap, const at::Tensor& s
                                   const at::Tensor& labels_in, const at::Tensor& rank_all,
                                   const at::Tensor& rank_pos, double temperature) {
   if (detail::generic_kernels_forced()) {
-    return smooth_ap_backward_generic(grad_ap, scores_in, labels_in, rank_all,
-                                      rank_pos, temperature);
+    return smooth_ap_backward_generic(grad_ap, scores_in, labels_in, rank_all, rank_pos,
+                                      temperature);
   }
   check_smooth_ap_inputs(scores_in, labels_in, temperature);
   const auto scores = scores_in.contiguous();

@@ -18,9 +18,9 @@ int64_t chunk_rows(int64_t M) {
 
 // What one class contributes, in the layout of the pool.
 struct ClassView {
-  at::Tensor column;    // [M] scores of the class
-  at::Tensor pos_rows;  // [P] rows of its positives
-  at::Tensor pos_mask;  // [M] 1 for positives, 0 elsewhere (scores' dtype)
+  at::Tensor column;   // [M] scores of the class
+  at::Tensor pos_rows; // [P] rows of its positives
+  at::Tensor pos_mask; // [M] 1 for positives, 0 elsewhere (scores' dtype)
 };
 
 ClassView view_class(const at::Tensor& scores, const at::Tensor& labels, int64_t c) {
@@ -49,7 +49,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> smooth_ap_forward_generic(
     }
     const auto cls = view_class(scores, labels, c);
     for (int64_t start = 0; start < P; start += rows_per_chunk) {
-      const auto rows = cls.pos_rows.narrow(0, start, std::min(rows_per_chunk, P - start));
+      const auto rows =
+          cls.pos_rows.narrow(0, start, std::min(rows_per_chunk, P - start));
       const auto anchors = cls.column.index_select(0, rows).unsqueeze(1);
       // sigmoid((s_j - s_k) / tau), [chunk, M]; the j == k term is 0.5.
       const auto sig = ((cls.column.unsqueeze(0) - anchors) * inv_tau).sigmoid();
@@ -63,8 +64,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> smooth_ap_forward_generic(
   return {ap, rank_all, rank_pos};
 }
 
-at::Tensor smooth_ap_backward_generic(const at::Tensor& grad_ap,
-                                      const at::Tensor& scores,
+at::Tensor smooth_ap_backward_generic(const at::Tensor& grad_ap, const at::Tensor& scores,
                                       const at::Tensor& labels,
                                       const at::Tensor& rank_all,
                                       const at::Tensor& rank_pos, double temperature) {
@@ -84,13 +84,15 @@ at::Tensor smooth_ap_backward_generic(const at::Tensor& grad_ap,
 
   for (int64_t c = 0; c < C; ++c) {
     const int64_t P = counts.data_ptr<int64_t>()[c];
-    if (P == 0 || nonfinite.data_ptr<bool>()[c] || grad_cpu.data_ptr<double>()[c] == 0.0) {
+    if (P == 0 || nonfinite.data_ptr<bool>()[c] ||
+        grad_cpu.data_ptr<double>()[c] == 0.0) {
       continue;
     }
     const auto cls = view_class(scores, labels, c);
     auto grad_column = at::zeros_like(cls.column);
     for (int64_t start = 0; start < P; start += rows_per_chunk) {
-      const auto rows = cls.pos_rows.narrow(0, start, std::min(rows_per_chunk, P - start));
+      const auto rows =
+          cls.pos_rows.narrow(0, start, std::min(rows_per_chunk, P - start));
       const auto anchors = cls.column.index_select(0, rows).unsqueeze(1);
       const auto a = coef_all.index_select(0, rows).unsqueeze(1);
       const auto b = coef_pos.index_select(0, rows).unsqueeze(1) - a;

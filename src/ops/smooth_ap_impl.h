@@ -40,9 +40,11 @@ at::Tensor ap_from_ranks(const at::Tensor& scores, const at::Tensor& labels,
 //   coef_pos[m] = dL/drank_all[m] + dL/drank_pos[m]
 //               = coef_all[m] + g_c / (P_c rank_all)
 // with c = labels[m] and g = grad_ap.
-std::tuple<at::Tensor, at::Tensor> rank_coefficients(
-    const at::Tensor& grad_ap, const at::Tensor& labels, const at::Tensor& rank_all,
-    const at::Tensor& rank_pos, const at::Tensor& counts);
+std::tuple<at::Tensor, at::Tensor> rank_coefficients(const at::Tensor& grad_ap,
+                                                     const at::Tensor& labels,
+                                                     const at::Tensor& rank_all,
+                                                     const at::Tensor& rank_pos,
+                                                     const at::Tensor& counts);
 
 // Sets the gradient column of every non-finite class that receives a
 // non-zero gradient to NaN.
@@ -57,8 +59,7 @@ at::Tensor smooth_ap_backward_cpu(const at::Tensor& grad_ap, const at::Tensor& s
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> smooth_ap_forward_generic(
     const at::Tensor& scores, const at::Tensor& labels, double temperature);
-at::Tensor smooth_ap_backward_generic(const at::Tensor& grad_ap,
-                                      const at::Tensor& scores,
+at::Tensor smooth_ap_backward_generic(const at::Tensor& grad_ap, const at::Tensor& scores,
                                       const at::Tensor& labels,
                                       const at::Tensor& rank_all,
                                       const at::Tensor& rank_pos, double temperature);

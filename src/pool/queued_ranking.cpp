@@ -33,6 +33,18 @@ std::string first_values(const torch::Tensor& values, int64_t limit) {
   return out.str();
 }
 
+// Registers `value` as buffer `name` of `owner`, or, when the module already
+// has it (a second reset()), makes the existing buffer hold `value`.
+torch::Tensor register_or_replace(torch::nn::Module& owner, const std::string& name,
+                                  const torch::Tensor& value) {
+  auto buffers = owner.named_buffers(/*recurse=*/false);
+  if (auto* existing = buffers.find(name)) {
+    existing->set_data(value);
+    return *existing;
+  }
+  return owner.register_buffer(name, value);
+}
+
 } // namespace
 
 void check_temperature(const std::string& loss_name, double temperature) {
@@ -45,7 +57,8 @@ void check_ranking_config(const RankingConfig& config) {
   TORCH_CHECK(config.num_classes > 0, name, ": num_classes must be > 0, got ",
               config.num_classes);
   TORCH_CHECK(config.queue_size >= 0, name,
-              ": queue_size must be >= 0 (0 disables the queue), got ", config.queue_size);
+              ": queue_size must be >= 0 (0 disables the queue), got ",
+              config.queue_size);
   check_temperature(name, config.temperature);
   if (config.max_pool_size.has_value()) {
     TORCH_CHECK(*config.max_pool_size > 0, name,
@@ -63,13 +76,14 @@ void check_ranking_config(const RankingConfig& config) {
 MemoryQueue::MemoryQueue(torch::nn::Module& owner, int64_t queue_size,
                          int64_t num_classes, int64_t ignore_index)
     : capacity_(queue_size), ignore_index_(ignore_index) {
-  if (queue_size == 0) {
+  const bool registered = owner.named_buffers(/*recurse=*/false).contains("queue_logits");
+  if (queue_size == 0 && !registered) {
     return;
   }
-  logits = owner.register_buffer("queue_logits", torch::zeros({queue_size, num_classes}));
-  targets = owner.register_buffer("queue_targets",
-                                  torch::full({queue_size}, ignore_index, torch::kLong));
-  ptr = owner.register_buffer("queue_ptr", torch::zeros({1}, torch::kLong));
+  logits = register_or_replace(owner, "queue_logits", torch::zeros({queue_size, num_classes}));
+  targets = register_or_replace(owner, "queue_targets",
+                                torch::full({queue_size}, ignore_index, torch::kLong));
+  ptr = register_or_replace(owner, "queue_ptr", torch::zeros({1}, torch::kLong));
 }
 
 void MemoryQueue::reset() {
@@ -129,12 +143,28 @@ void MemoryQueue::enqueue(const torch::Tensor& live_logits,
 
 torch::Tensor positives_per_class(const torch::Tensor& labels, int64_t num_classes) {
   const auto in_range = labels.ge(0).logical_and(labels.lt(num_classes));
-  const auto sentinel = torch::where(in_range, labels, torch::full_like(labels, num_classes));
-  return torch::bincount(sentinel, /*weights=*/{}, num_classes + 1).narrow(0, 0, num_classes);
+  const auto sentinel =
+      torch::where(in_range, labels, torch::full_like(labels, num_classes));
+  return torch::bincount(sentinel, /*weights=*/{}, num_classes + 1)
+      .narrow(0, 0, num_classes);
 }
 
 QueuedRanking::QueuedRanking(RankingConfig config, MemoryQueue queue)
     : config_(std::move(config)), queue_(std::move(queue)) {}
+
+void QueuedRanking::update_config(const RankingConfig& config) {
+  check_ranking_config(config);
+  TORCH_CHECK(config.num_classes == config_.num_classes &&
+                  config.queue_size == config_.queue_size &&
+                  config.ignore_index == config_.ignore_index,
+              config_.loss_name,
+              ": num_classes, queue_size and ignore_index were edited after construction "
+              "(now ",
+              config.num_classes, ", ", config.queue_size, ", ", config.ignore_index,
+              "; the queue was built for ", config_.num_classes, ", ", config_.queue_size,
+              ", ", config_.ignore_index, "): call reset() to rebuild the queue");
+  config_ = config;
+}
 
 torch::Tensor QueuedRanking::checked_targets(const torch::Tensor& logits,
                                              const torch::Tensor& targets) {
@@ -184,24 +214,28 @@ std::tuple<torch::Tensor, torch::Tensor> QueuedRanking::subsample(
                "approximation. (This warning is shown once per instance.)");
     warned_subsample_ = true;
   }
-  const auto index_options = torch::TensorOptions().dtype(torch::kLong).device(targets.device());
+  const auto index_options =
+      torch::TensorOptions().dtype(torch::kLong).device(targets.device());
   const auto classes = std::get<0>(at::_unique(targets, /*sorted=*/true));
   const int64_t quota = std::max<int64_t>(1, cap / (2 * classes.size(0)));
   std::vector<torch::Tensor> reserved;
   for (int64_t k = 0; k < classes.size(0); ++k) {
     const auto rows = targets.eq(classes[k]).nonzero().squeeze(1);
     const int64_t keep = std::min<int64_t>(rows.size(0), quota);
-    reserved.push_back(rows.index_select(0, torch::randperm(rows.size(0), index_options).narrow(0, 0, keep)));
+    reserved.push_back(rows.index_select(
+        0, torch::randperm(rows.size(0), index_options).narrow(0, 0, keep)));
   }
   auto chosen = torch::cat(reserved);
   if (chosen.size(0) >= cap) {
-    chosen = chosen.index_select(0, torch::randperm(chosen.size(0), index_options).narrow(0, 0, cap));
+    chosen = chosen.index_select(
+        0, torch::randperm(chosen.size(0), index_options).narrow(0, 0, cap));
   } else {
     auto taken = torch::zeros({M}, index_options.dtype(torch::kBool));
     taken.index_fill_(0, chosen, true);
     const auto rest = taken.logical_not().nonzero().squeeze(1);
     const auto extra = rest.index_select(
-        0, torch::randperm(rest.size(0), index_options).narrow(0, 0, cap - chosen.size(0)));
+        0,
+        torch::randperm(rest.size(0), index_options).narrow(0, 0, cap - chosen.size(0)));
     chosen = torch::cat({chosen, extra});
   }
   return {logits.index_select(0, chosen), targets.index_select(0, chosen)};
@@ -232,7 +266,8 @@ std::tuple<torch::Tensor, torch::Tensor, torch::Tensor> QueuedRanking::forward(
   // The queue only ever holds finite rows, so this checks the live batch.
   const bool finite = torch::isfinite(pool_logits.detach()).all().item<bool>();
   if (!finite && !warned_nonfinite_) {
-    TORCH_WARN(name, ": non-finite logits (NaN or inf) in the ranking pool; the loss "
+    TORCH_WARN(name,
+               ": non-finite logits (NaN or inf) in the ranking pool; the loss "
                "of the affected classes is NaN and the batch is not added to the "
                "queue. (This warning is shown once per instance.)");
     warned_nonfinite_ = true;
@@ -241,7 +276,8 @@ std::tuple<torch::Tensor, torch::Tensor, torch::Tensor> QueuedRanking::forward(
     std::tie(pool_logits, pool_targets) = subsample(pool_logits, pool_targets);
   }
 
-  const auto valid_options = torch::TensorOptions().dtype(torch::kBool).device(logits.device());
+  const auto valid_options =
+      torch::TensorOptions().dtype(torch::kBool).device(logits.device());
   const auto nan_per_class =
       torch::full({C}, std::numeric_limits<double>::quiet_NaN(), logits.options());
   if (pool_logits.size(0) == 0) {
@@ -254,11 +290,13 @@ std::tuple<torch::Tensor, torch::Tensor, torch::Tensor> QueuedRanking::forward(
   if (C == 1) {
     const auto unexpected = pool_targets.ne(0).logical_and(pool_targets.ne(1));
     if (!warned_binary_labels_ && unexpected.any().item<bool>()) {
-      TORCH_WARN(name, ": binary mode (num_classes=1) expects targets in {0, 1}, but "
-                 "found values ",
-                 first_values(pool_targets.index_select(0, unexpected.nonzero().squeeze(1)), 8),
-                 "; non-zero values are treated as positive. (This warning is shown "
-                 "once per instance.)");
+      TORCH_WARN(
+          name,
+          ": binary mode (num_classes=1) expects targets in {0, 1}, but "
+          "found values ",
+          first_values(pool_targets.index_select(0, unexpected.nonzero().squeeze(1)), 8),
+          "; non-zero values are treated as positive. (This warning is shown "
+          "once per instance.)");
       warned_binary_labels_ = true;
     }
     labels = torch::where(pool_targets.ne(0), torch::zeros_like(pool_targets),

@@ -42,8 +42,9 @@ inline RandomPool random_pool(uint64_t seed, torch::Dtype dtype, int64_t max_row
   torch::Tensor labels;
   if (C == 1) {
     const double pos_rate = pick({0.005, 0.05, 0.3, 0.7, 1.0});
-    labels = torch::where(torch::rand({M}, torch::kDouble).lt(pos_rate),
-                          torch::zeros({M}, torch::kLong), torch::full({M}, -1, torch::kLong));
+    labels =
+        torch::where(torch::rand({M}, torch::kDouble).lt(pos_rate),
+                     torch::zeros({M}, torch::kLong), torch::full({M}, -1, torch::kLong));
   } else {
     // A majority class 0 and the rest spread; some rows negative for all.
     const double majority = pick({0.0, 0.5, 0.9});
@@ -51,8 +52,8 @@ inline RandomPool random_pool(uint64_t seed, torch::Dtype dtype, int64_t max_row
     weights[0] = majority * C / (1 - majority + 1e-9) + 1e-3;
     weights[C] = pick({0.0, 0.5});
     labels = torch::multinomial(weights / weights.sum(), M, /*replacement=*/true);
-    labels = torch::where(labels.eq(C), torch::full_like(labels, pick({-1.0, double(C), -100.0})),
-                          labels);
+    labels = torch::where(
+        labels.eq(C), torch::full_like(labels, pick({-1.0, double(C), -100.0})), labels);
   }
   return {scores.to(dtype), labels, tau};
 }

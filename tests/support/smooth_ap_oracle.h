@@ -113,7 +113,8 @@ struct SmoothAPModule {
       if (reduction == proxyloss::Reduction::None) {
         out = out.expand({C});
       }
-      return {out, torch::full({C}, nan(), torch::kDouble), torch::zeros({C}, torch::kBool)};
+      return {out, torch::full({C}, nan(), torch::kDouble),
+              torch::zeros({C}, torch::kBool)};
     }
     std::vector<torch::Tensor> losses;
     std::vector<bool> valid;

@@ -35,7 +35,8 @@ inline double max_abs(const torch::Tensor& t) {
 
 // True when `fn` throws c10::Error whose message contains every fragment.
 template <typename Fn>
-::testing::AssertionResult throws_with(Fn&& fn, std::initializer_list<std::string> fragments) {
+::testing::AssertionResult throws_with(Fn&& fn,
+                                       std::initializer_list<std::string> fragments) {
   try {
     fn();
   } catch (const c10::Error& e) {

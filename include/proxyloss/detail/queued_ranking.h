@@ -23,7 +23,6 @@ struct RankingConfig {
   int64_t queue_size = 0;
   double temperature = 0.01;
   int64_t ignore_index = -100;
-  bool update_queue_in_eval = false;
   optional<int64_t> max_pool_size;
 };
 
@@ -42,7 +41,9 @@ class MemoryQueue {
   MemoryQueue(torch::nn::Module& owner, int64_t queue_size, int64_t num_classes,
               int64_t ignore_index);
 
-  int64_t capacity() const { return capacity_; }
+  int64_t capacity() const {
+    return capacity_;
+  }
   void reset();
   // Makes the buffers follow the live logits' dtype and device, and restores
   // integer targets/pointer after a module-wide `to(dtype)`.
@@ -68,8 +69,8 @@ struct PerClass {
   torch::Tensor loss;
   torch::Tensor valid;
 };
-using PerClassFn =
-    std::function<PerClass(const torch::Tensor& pool_logits, const torch::Tensor& labels)>;
+using PerClassFn = std::function<PerClass(const torch::Tensor& pool_logits,
+                                          const torch::Tensor& labels)>;
 
 // Positives per class of op labels: [C] int64.
 torch::Tensor positives_per_class(const torch::Tensor& labels, int64_t num_classes);
@@ -86,9 +87,16 @@ class QueuedRanking {
       const torch::Tensor& logits, const torch::Tensor& targets,
       const reduction_t& reduction, bool update_queue, const PerClassFn& per_class);
 
-  MemoryQueue& queue() { return queue_; }
-  const RankingConfig& config() const { return config_; }
-  RankingConfig& config() { return config_; }
+  MemoryQueue& queue() {
+    return queue_;
+  }
+  const RankingConfig& config() const {
+    return config_;
+  }
+  // Takes options edited since construction. The ones that shape the state
+  // (num_classes, queue_size, ignore_index) must be unchanged: editing those
+  // needs the module's reset(), which rebuilds the queue.
+  void update_config(const RankingConfig& config);
 
  private:
   torch::Tensor checked_targets(const torch::Tensor& logits,

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs the Debian packages that proxyloss needs to build, test, benchmark
+# and run its demos, when they are missing (as root, or through sudo).
+set -euo pipefail
+
+packages=(
+  build-essential cmake     # compiler and build system
+  libtorch-dev              # LibTorch 1.13 (CPU)
+  libsleef-dev              # SLEEF, for the AVX2 build of the CPU kernels
+  libgtest-dev              # GoogleTest
+  libbenchmark-dev          # Google Benchmark
+  ccache                    # faster rebuilds (optional, used when present)
+)
+
+missing=()
+for package in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$package")
+  fi
+done
+
+if ((${#missing[@]} > 0)); then
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    sudo="sudo"
+  fi
+  echo "proxyloss: installing ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi

@@ -1,0 +1,27 @@
+# cmake -DBUILD_DIR=... -DCONSUMER_DIR=... -DWORK_DIR=... [-DEXTRA_PREFIX=...]
+#       [-DLAUNCHER=...] -P run_install_test.cmake
+# Installs the built proxyloss into a scratch prefix, then configures, builds
+# and runs a consumer project that finds it with find_package(proxyloss).
+function(run)
+  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc)
+  if(rc)
+    message(FATAL_ERROR "failed (${rc}): ${ARGN}")
+  endif()
+endfunction()
+
+file(REMOVE_RECURSE "${WORK_DIR}")
+run(${CMAKE_COMMAND} --install "${BUILD_DIR}" --prefix "${WORK_DIR}/prefix")
+set(prefix_path "${WORK_DIR}/prefix")
+if(EXTRA_PREFIX)
+  string(REPLACE ";" ":" extra "${EXTRA_PREFIX}")
+  set(prefix_path "${prefix_path}:${extra}")
+endif()
+set(launcher_arg "")
+if(LAUNCHER)
+  set(launcher_arg "-DCMAKE_CXX_COMPILER_LAUNCHER=${LAUNCHER}")
+endif()
+run(${CMAKE_COMMAND} -E env "CMAKE_PREFIX_PATH=${prefix_path}"
+    ${CMAKE_COMMAND} -S "${CONSUMER_DIR}" -B "${WORK_DIR}/build"
+    -DCMAKE_BUILD_TYPE=Release ${launcher_arg})
+run(${CMAKE_COMMAND} --build "${WORK_DIR}/build")
+run("${WORK_DIR}/build/consumer")
