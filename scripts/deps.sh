@@ -10,6 +10,7 @@ packages=(
   libgtest-dev              # GoogleTest
   libbenchmark-dev          # Google Benchmark
   ccache                    # faster rebuilds (optional, used when present)
+  jq                        # bench/run_benchmarks.sh reads benchmark JSON
 )
 
 missing=()
