@@ -1,5 +1,5 @@
 // Fused Smooth-AP op (proxyloss::ops::smooth_ap) against the dense oracle
-// (tests/support/smooth_ap_oracle.h, the seed library's algorithm, which
+// (tests/support/ranking_oracle.h, the seed library's algorithm, which
 // materialises the [P, M] pairwise matrix of every class): forward + backward
 // on float32 scores.
 //
@@ -10,7 +10,7 @@
 #include <proxyloss/detail/kernel_selection.h>
 #include <proxyloss/proxyloss.h>
 
-#include <support/smooth_ap_oracle.h>
+#include <support/ranking_oracle.h>
 
 #include <benchmark/benchmark.h>
 #include <torch/torch.h>

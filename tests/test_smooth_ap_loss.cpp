@@ -1,6 +1,6 @@
 // SmoothAPLoss: each behaviour of the contract, and random queue sequences
-// against the seed's module transcribed in tests/support/smooth_ap_oracle.h.
-#include "support/smooth_ap_oracle.h"
+// against the seed's module transcribed in tests/support/ranking_oracle.h.
+#include "support/ranking_oracle.h"
 #include "support/test_support.h"
 
 #include <proxyloss/detail/kernel_selection.h>

@@ -1,6 +1,6 @@
 // The fused Smooth-AP op (every implementation) against the dense oracle.
 #include "support/random_pools.h"
-#include "support/smooth_ap_oracle.h"
+#include "support/ranking_oracle.h"
 #include "support/test_support.h"
 
 #include <proxyloss/detail/kernel_selection.h>

@@ -4,7 +4,9 @@
 
 #include "proxyloss/compat.h"
 #include "proxyloss/ops.h"
+#include "proxyloss/per_class_loss.h"
 #include "proxyloss/ranking_loss_control.h"
+#include "proxyloss/recall_at_quantile_loss.h"
 #include "proxyloss/reduction.h"
 #include "proxyloss/smooth_ap_loss.h"
 #include "proxyloss/version.h"

@@ -12,15 +12,11 @@
 #pragma once
 
 #include "proxyloss/compat.h"
-#include "proxyloss/detail/queued_ranking.h"
-#include "proxyloss/ranking_loss_control.h"
+#include "proxyloss/detail/queued_ranking_module.h"
 #include "proxyloss/reduction.h"
 
 #include <torch/arg.h>
-#include <torch/nn/cloneable.h>
 #include <torch/nn/pimpl.h>
-
-#include <tuple>
 
 namespace proxyloss {
 
@@ -44,32 +40,17 @@ struct SmoothAPLossOptions {
   TORCH_ARG(optional<int64_t>, max_pool_size) = c10::nullopt;
 };
 
-class SmoothAPLossImpl : public torch::nn::Cloneable<SmoothAPLossImpl>,
-                         public RankingLossControl {
+class SmoothAPLossImpl
+    : public detail::QueuedRankingModule<SmoothAPLossImpl, SmoothAPLossOptions> {
  public:
-  explicit SmoothAPLossImpl(SmoothAPLossOptions options);
+  static constexpr const char* kName = "SmoothAPLoss";
+  using QueuedRankingModule::QueuedRankingModule;
 
-  // Validates the options and (re)creates the queue buffers.
-  void reset() override;
-  void pretty_print(std::ostream& stream) const override;
-
-  // logits [N, C] floating, targets [N] or [N, 1] integer. Scalar for mean
-  // and sum, [C] for none. The batch joins the queue afterwards in training
-  // mode (or with update_queue_in_eval).
-  torch::Tensor forward(const torch::Tensor& logits, const torch::Tensor& targets);
-  // (loss, per_class [C] with NaN for degenerate classes, valid [C] bool),
-  // from the same single pass as forward.
-  std::tuple<torch::Tensor, torch::Tensor, torch::Tensor> forward_per_class(
-      const torch::Tensor& logits, const torch::Tensor& targets);
-
-  void reset_queue() override;
-  double temperature() const override;
-  void set_temperature(double temperature) override;
-
-  SmoothAPLossOptions options;
-
- private:
-  detail::QueuedRanking ranking_;
+  // 1 - AP per class of the pool; valid where the class has a positive and a
+  // negative.
+  detail::PerClass compute_per_class(const torch::Tensor& pool_logits,
+                                     const torch::Tensor& labels) const;
+  void print_extra_options(std::ostream& /*stream*/) const {}
 };
 
 TORCH_MODULE(SmoothAPLoss);

@@ -1,14 +1,18 @@
-// Dense oracle of Smooth-AP, written from the seed's formulas (proxy-losses
-// 0.1.3, SmoothAPLoss) in plain torch ops: it builds the [P, M] pairwise
-// matrix, as the seed does. Gradients come from torch's autograd.
+// Dense oracles of the ranking losses, written from the seeds' formulas
+// (proxy-losses 0.1.3 and its successor) in plain torch ops. Smooth-AP builds
+// the [P, M] pairwise matrix, as the seed does; RecallAtQuantile uses
+// torch::quantile. Gradients come from torch's autograd.
 #pragma once
 
 #include <proxyloss/reduction.h>
 
 #include <torch/torch.h>
 
+#include <functional>
 #include <limits>
+#include <string>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 namespace oracle {
@@ -50,12 +54,15 @@ inline torch::Tensor op_ap(const torch::Tensor& scores, const torch::Tensor& lab
   return torch::stack(aps);
 }
 
-// The seed's SmoothAPLoss module (queue, ignore_index, binary mode,
-// degenerate classes, reductions), transcribed.
-struct SmoothAPModule {
+// The seed's queued ranking module (queue, ignore_index, binary mode,
+// degenerate classes, reductions), transcribed; `class_loss` computes one
+// class: (loss, valid) from the pool scores [M] and the positive mask [M].
+struct QueuedRankingModule {
+  using ClassLoss = std::function<std::pair<torch::Tensor, bool>(
+      const torch::Tensor& scores, const torch::Tensor& is_pos)>;
   int64_t num_classes;
   int64_t queue_size;
-  double tau;
+  ClassLoss class_loss;
   proxyloss::Reduction reduction = proxyloss::Reduction::Mean;
   int64_t ignore_index = -100;
   bool update_queue_in_eval = false;
@@ -63,7 +70,8 @@ struct SmoothAPModule {
   torch::Tensor q_targets;
   int64_t q_ptr = 0;
 
-  SmoothAPModule(int64_t C, int64_t Q, double t) : num_classes(C), queue_size(Q), tau(t) {
+  QueuedRankingModule(int64_t C, int64_t Q, ClassLoss loss)
+      : num_classes(C), queue_size(Q), class_loss(std::move(loss)) {
     reset_queue();
   }
 
@@ -120,11 +128,9 @@ struct SmoothAPModule {
     std::vector<bool> valid;
     for (int64_t c = 0; c < C; ++c) {
       const auto is_pos = C == 1 ? all_targets.ne(0) : all_targets.eq(c);
-      const int64_t P = is_pos.sum().item<int64_t>();
-      const bool ok = P > 0 && P < all_logits.size(0);
-      losses.push_back(ok ? 1.0 - class_ap(all_logits.select(1, c), is_pos, tau)
-                          : torch::zeros({}, torch::kDouble));
-      valid.push_back(ok);
+      const auto result = class_loss(all_logits.select(1, c), is_pos);
+      losses.push_back(result.first);
+      valid.push_back(result.second);
     }
     const auto loss_vec = torch::stack(losses);
     auto valid_vec = torch::zeros({C}, torch::kBool);
@@ -148,6 +154,37 @@ struct SmoothAPModule {
     }
     return {out, per_class, valid_vec};
   }
+};
+
+// The seed's SmoothAPLoss: valid classes have a positive and a negative.
+struct SmoothAPModule : QueuedRankingModule {
+  SmoothAPModule(int64_t C, int64_t Q, double tau)
+      : QueuedRankingModule(
+            C, Q, [tau](const torch::Tensor& scores, const torch::Tensor& is_pos) {
+              const int64_t P = is_pos.sum().item<int64_t>();
+              const bool ok = P > 0 && P < scores.size(0);
+              return std::make_pair(ok ? 1.0 - class_ap(scores, is_pos, tau)
+                                       : torch::zeros({}, torch::kDouble),
+                                    ok);
+            }) {}
+};
+
+// The seed's RecallAtQuantileLoss: threshold by torch::quantile of all pool
+// scores (detached), soft recall of the positives; valid with a positive.
+struct RecallAtQuantileModule : QueuedRankingModule {
+  RecallAtQuantileModule(int64_t C, int64_t Q, double tau, double quantile,
+                         std::string interpolation)
+      : QueuedRankingModule(
+            C, Q, [=](const torch::Tensor& scores, const torch::Tensor& is_pos) {
+              if (is_pos.sum().item<int64_t>() == 0) {
+                return std::make_pair(torch::zeros({}, torch::kDouble), false);
+              }
+              const auto theta = torch::quantile(scores.detach(), 1.0 - quantile,
+                                                 c10::nullopt, false, interpolation);
+              const auto soft =
+                  torch::sigmoid((scores.masked_select(is_pos) - theta) / tau);
+              return std::make_pair(1.0 - soft.mean(), true);
+            }) {}
 };
 
 } // namespace oracle
