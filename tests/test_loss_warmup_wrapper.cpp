@@ -1,0 +1,338 @@
+// LossWarmupWrapper: whole schedules replayed step by step against
+// hand-computed values, queue resets, checkpoints, option errors.
+#include "support/test_support.h"
+
+#include <proxyloss/proxyloss.h>
+
+#include <filesystem>
+
+using proxyloss::LossWarmupWrapper;
+using proxyloss::LossWarmupWrapperOptions;
+using proxyloss::SmoothAPLoss;
+using proxyloss::SmoothAPLossOptions;
+using test_support::throws_with;
+
+namespace {
+
+std::pair<torch::Tensor, torch::Tensor> batch(int64_t n, int64_t c, uint64_t seed) {
+  torch::manual_seed(seed);
+  return {torch::randn({n, c}, torch::kDouble),
+          torch::arange(n, torch::kLong).remainder(c)};
+}
+
+int64_t queue_ptr(SmoothAPLoss& loss) {
+  return loss->named_buffers()["queue_ptr"].item<int64_t>();
+}
+
+// A user's own loss that takes part in the schedule through the interface.
+struct UserLossImpl : torch::nn::Cloneable<UserLossImpl>, proxyloss::RankingLossControl {
+  void reset() override {}
+  torch::Tensor forward(const torch::Tensor& logits, const torch::Tensor& /*targets*/) {
+    return logits.sum() * tau;
+  }
+  double temperature() const override {
+    return tau;
+  }
+  void set_temperature(double t) override {
+    tau = t;
+  }
+  void reset_queue() override {
+    ++queue_resets;
+  }
+  double tau = 1.0;
+  int queue_resets = 0;
+};
+TORCH_MODULE(UserLoss);
+
+} // namespace
+
+TEST(LossWarmupWrapper, EpochModeScheduleReplaysAsHandComputed) {
+  // warmup 2 epochs, blend 2 epochs, 3 batches per epoch, decay over 10 steps
+  // from the switch (global step 6): tau(k) = 0.5 * 0.02^(k / 10).
+  SmoothAPLoss main(SmoothAPLossOptions(2).queue_size(0).temperature(0.2));
+  torch::nn::CrossEntropyLoss warmup;
+  LossWarmupWrapper wrapper(warmup, main,
+                            LossWarmupWrapperOptions()
+                                .warmup_epochs(2)
+                                .blend_epochs(2)
+                                .temp_start(0.5)
+                                .temp_end(0.01)
+                                .temp_decay_steps(10));
+  const std::vector<double> tau = {0.5,
+                                   0.3381216689031207,
+                                   0.22865252596366317,
+                                   0.15462474735549586,
+                                   0.10456395525912732,
+                                   0.07071067811865475,
+                                   0.04781762498950185,
+                                   0.03233635032886788,
+                                   0.021867241478865557,
+                                   0.014787576366283138,
+                                   0.01,
+                                   0.01};
+  const std::vector<double> weight_by_epoch = {0, 0, 1.0 / 3, 2.0 / 3, 1, 1};
+  for (int64_t epoch = 0; epoch < 6; ++epoch) {
+    wrapper->on_train_epoch_start(epoch);
+    for (int64_t b = 0; b < 3; ++b) {
+      const int64_t step = epoch * 3 + b;
+      wrapper->on_train_batch_start(step);
+      SCOPED_TRACE("epoch " + std::to_string(epoch) + " step " + std::to_string(step));
+      EXPECT_EQ(wrapper->in_warmup(), epoch < 2);
+      EXPECT_EQ(wrapper->in_blend(), epoch == 2 || epoch == 3);
+      EXPECT_DOUBLE_EQ(wrapper->main_weight(), weight_by_epoch[epoch]);
+      EXPECT_DOUBLE_EQ(wrapper->ap_weight(), weight_by_epoch[epoch]);
+      const double expected_tau = step < 6 ? 0.2 : tau[step - 6];
+      EXPECT_NEAR(*wrapper->current_temperature(), expected_tau, 1e-15 * expected_tau);
+      // The loss is the blend of both, at the weights above.
+      auto [x, t] = batch(12, 2, step);
+      const double w = weight_by_epoch[epoch];
+      const double ce = warmup(x, t).item<double>();
+      const double ap = main(x, t).item<double>();
+      EXPECT_NEAR(wrapper->forward(x, t).item<double>(), (1 - w) * ce + w * ap, 1e-12);
+    }
+  }
+}
+
+TEST(LossWarmupWrapper, StepModeScheduleReplaysAsHandComputed) {
+  // warmup 4 steps, blend 3 steps, final weight 0.8: weights 0.2, 0.4, 0.6
+  // then 0.8; switch at step 4, tau(k) = 0.2 * 0.1^(k / 5).
+  UserLoss main;
+  LossWarmupWrapper wrapper(torch::nn::CrossEntropyLoss(), main,
+                            LossWarmupWrapperOptions()
+                                .warmup_steps(4)
+                                .blend_steps(3)
+                                .final_main_weight(0.8)
+                                .temp_start(0.2)
+                                .temp_end(0.02)
+                                .temp_decay_steps(5));
+  const std::vector<double> weights = {0,   0,   0,   0,   0.2, 0.4,
+                                       0.6, 0.8, 0.8, 0.8, 0.8, 0.8};
+  const std::vector<double> tau = {0.2,
+                                   0.12619146889603866,
+                                   0.07962143411069945,
+                                   0.0502377286301916,
+                                   0.03169786384922227,
+                                   0.02,
+                                   0.02,
+                                   0.02};
+  for (int64_t step = 0; step < 12; ++step) {
+    wrapper->on_train_epoch_start(step / 5); // epochs do not drive step mode
+    wrapper->on_train_batch_start(step);
+    SCOPED_TRACE("step " + std::to_string(step));
+    EXPECT_EQ(wrapper->in_warmup(), step < 4);
+    EXPECT_EQ(wrapper->in_blend(), step >= 4 && step < 7);
+    EXPECT_NEAR(wrapper->main_weight(), weights[step], 1e-15);
+    const double expected_tau = step < 4 ? 1.0 : tau[step - 4];
+    EXPECT_NEAR(*wrapper->current_temperature(), expected_tau, 1e-15);
+  }
+  EXPECT_EQ(main->queue_resets, 1); // at the switch only
+}
+
+TEST(LossWarmupWrapper, NoWarmupStartsInTheMainPhaseAtTempStart) {
+  SmoothAPLoss main(SmoothAPLossOptions(2).temperature(0.3));
+  LossWarmupWrapper wrapper(torch::nn::CrossEntropyLoss(), main,
+                            LossWarmupWrapperOptions().temp_start(0.05).temp_end(0.005));
+  EXPECT_FALSE(wrapper->in_warmup());
+  EXPECT_EQ(wrapper->main_weight(), 1.0);
+  EXPECT_EQ(*wrapper->current_temperature(), 0.05);
+  wrapper->on_train_epoch_start(0);
+  wrapper->on_train_batch_start(5000); // half of the default 10000 decay steps
+  EXPECT_NEAR(*wrapper->current_temperature(), 0.05 * std::pow(0.1, 0.5), 1e-15);
+}
+
+TEST(LossWarmupWrapper, DefaultsFollowTheContract) {
+  const LossWarmupWrapperOptions o;
+  EXPECT_EQ(o.warmup_epochs(), 0);
+  EXPECT_EQ(o.blend_epochs(), 0);
+  EXPECT_FALSE(o.warmup_steps().has_value());
+  EXPECT_FALSE(o.blend_steps().has_value());
+  EXPECT_EQ(o.temp_start(), 0.05);
+  EXPECT_EQ(o.temp_end(), 0.005);
+  EXPECT_EQ(o.temp_decay_steps(), 10000);
+  EXPECT_EQ(o.final_main_weight(), 1.0);
+  EXPECT_FALSE(o.reset_queue_each_epoch());
+}
+
+TEST(LossWarmupWrapper, QueueIsResetAtThePhaseSwitch) {
+  SmoothAPLoss main(SmoothAPLossOptions(2).queue_size(32));
+  LossWarmupWrapper wrapper(torch::nn::CrossEntropyLoss(), main,
+                            LossWarmupWrapperOptions().warmup_epochs(1));
+  wrapper->on_train_epoch_start(0);
+  wrapper->on_train_batch_start(0);
+  auto [x, t] = batch(8, 2, 1);
+  main(x, t); // warmup-era rows in the queue
+  ASSERT_EQ(queue_ptr(main), 8);
+  wrapper->on_train_epoch_start(1);
+  EXPECT_EQ(queue_ptr(main), 8); // reset waits for the first main-phase batch
+  wrapper->on_train_batch_start(1);
+  EXPECT_EQ(queue_ptr(main), 0);
+  EXPECT_TRUE(main->named_buffers()["queue_targets"].eq(-100).all().item<bool>());
+  wrapper->forward(x, t);
+  wrapper->on_train_batch_start(2);
+  EXPECT_EQ(queue_ptr(main), 8); // not reset again
+}
+
+TEST(LossWarmupWrapper, ResetQueueEachEpochInTheMainPhase) {
+  SmoothAPLoss main(SmoothAPLossOptions(2).queue_size(32));
+  LossWarmupWrapper wrapper(torch::nn::CrossEntropyLoss(), main,
+                            LossWarmupWrapperOptions().reset_queue_each_epoch(true));
+  auto [x, t] = batch(8, 2, 2);
+  wrapper->on_train_epoch_start(0);
+  wrapper->on_train_batch_start(0);
+  wrapper->forward(x, t);
+  EXPECT_EQ(queue_ptr(main), 8);
+  wrapper->on_train_epoch_start(1);
+  EXPECT_EQ(queue_ptr(main), 0);
+}
+
+TEST(LossWarmupWrapper, ForwardPerClassOnlyAtFullMainWeight) {
+  SmoothAPLoss main(SmoothAPLossOptions(2).queue_size(0));
+  LossWarmupWrapper wrapper(torch::nn::CrossEntropyLoss(), main,
+                            LossWarmupWrapperOptions().warmup_epochs(1).blend_epochs(1));
+  auto [x, t] = batch(8, 2, 3);
+  for (int64_t epoch = 0; epoch < 2; ++epoch) {
+    wrapper->on_train_epoch_start(epoch);
+    wrapper->on_train_batch_start(epoch);
+    EXPECT_TRUE(throws_with([&] { wrapper->forward_per_class(x, t); },
+                            {"forward_per_class", "main_weight() == 1"}));
+  }
+  wrapper->on_train_epoch_start(2);
+  wrapper->on_train_batch_start(2);
+  torch::Tensor loss, per_class, valid;
+  std::tie(loss, per_class, valid) = wrapper->forward_per_class(x, t);
+  EXPECT_EQ(per_class.size(0), 2);
+  EXPECT_NEAR(loss.item<double>(), main(x, t).item<double>(), 1e-12);
+}
+
+TEST(LossWarmupWrapper, MainLossWithoutControlWarnsOnceAndHasNoTemperature) {
+  proxyloss::compat::ScopedWarningCollector warnings;
+  LossWarmupWrapper wrapper(torch::nn::CrossEntropyLoss(), torch::nn::CrossEntropyLoss(),
+                            LossWarmupWrapperOptions().warmup_epochs(1));
+  EXPECT_EQ(test_support::count_containing(warnings.messages(), "RankingLossControl"), 1);
+  EXPECT_FALSE(wrapper->current_temperature().has_value());
+  wrapper->on_train_epoch_start(1);
+  wrapper->on_train_batch_start(3);
+  auto [x, t] = batch(4, 3, 4);
+  EXPECT_NO_THROW(wrapper->forward(x, t));
+  EXPECT_TRUE(throws_with([&] { wrapper->forward_per_class(x, t); }, {"PerClassLoss"}));
+}
+
+TEST(LossWarmupWrapper, UserLossImplementingTheInterfaceIsScheduled) {
+  UserLoss main;
+  LossWarmupWrapper wrapper(
+      torch::nn::CrossEntropyLoss(), main,
+      LossWarmupWrapperOptions().temp_start(0.4).temp_end(0.1).temp_decay_steps(2));
+  wrapper->on_train_batch_start(2);
+  EXPECT_DOUBLE_EQ(main->tau, 0.1);
+  auto [x, t] = batch(4, 2, 5);
+  EXPECT_DOUBLE_EQ(wrapper->forward(x, t).item<double>(), x.sum().item<double>() * 0.1);
+}
+
+TEST(LossWarmupWrapper, WarnsOnceWhenTheBatchHookIsNeverCalled) {
+  proxyloss::compat::ScopedWarningCollector warnings;
+  SmoothAPLoss main(SmoothAPLossOptions(2).queue_size(0));
+  LossWarmupWrapper wrapper(torch::nn::CrossEntropyLoss(), main);
+  auto [x, t] = batch(4, 2, 6);
+  wrapper->forward(x, t);
+  wrapper->forward(x, t);
+  EXPECT_EQ(test_support::count_containing(warnings.messages(), "on_train_batch_start"),
+            1);
+}
+
+TEST(LossWarmupWrapper, CheckpointRoundTripContinuesTheSameSchedule) {
+  auto make = [] {
+    return LossWarmupWrapper(torch::nn::CrossEntropyLoss(),
+                             SmoothAPLoss(SmoothAPLossOptions(2).queue_size(16)),
+                             LossWarmupWrapperOptions()
+                                 .warmup_epochs(1)
+                                 .blend_epochs(2)
+                                 .temp_start(0.5)
+                                 .temp_end(0.05)
+                                 .temp_decay_steps(20));
+  };
+  auto run = [](LossWarmupWrapper& w, int64_t from, int64_t to) {
+    for (int64_t step = from; step < to; ++step) {
+      if (step % 4 == 0) {
+        w->on_train_epoch_start(step / 4);
+      }
+      w->on_train_batch_start(step);
+      auto [x, t] = batch(6, 2, 100 + step);
+      w->forward(x.to(torch::kFloat), t);
+    }
+  };
+  auto saved = make();
+  run(saved, 0, 7);
+  const auto path =
+      (std::filesystem::temp_directory_path() / "proxyloss_wrapper.pt").string();
+  torch::save(saved, path);
+  auto loaded = make();
+  torch::load(loaded, path);
+  std::remove(path.c_str());
+  EXPECT_EQ(loaded->in_blend(), saved->in_blend());
+  EXPECT_EQ(loaded->main_weight(), saved->main_weight());
+  EXPECT_EQ(*loaded->current_temperature(), *saved->current_temperature());
+  run(saved, 7, 11);
+  run(loaded, 7, 11);
+  EXPECT_EQ(loaded->main_weight(), saved->main_weight());
+  EXPECT_EQ(*loaded->current_temperature(), *saved->current_temperature());
+  auto [x, t] = batch(6, 2, 999);
+  EXPECT_EQ(loaded->forward(x.to(torch::kFloat), t).item<float>(),
+            saved->forward(x.to(torch::kFloat), t).item<float>());
+}
+
+TEST(LossWarmupWrapper, CloneIsIndependent) {
+  SmoothAPLoss main(SmoothAPLossOptions(2).queue_size(8).temperature(0.3));
+  LossWarmupWrapper wrapper(torch::nn::CrossEntropyLoss(), main,
+                            LossWarmupWrapperOptions().temp_start(0.2));
+  auto copy =
+      std::dynamic_pointer_cast<proxyloss::LossWarmupWrapperImpl>(wrapper->clone());
+  ASSERT_TRUE(copy);
+  EXPECT_EQ(*copy->current_temperature(), 0.2);
+  copy->on_train_batch_start(10000);
+  EXPECT_DOUBLE_EQ(*copy->current_temperature(), 0.005); // exp(log(ratio)) rounds
+  EXPECT_EQ(*wrapper->current_temperature(), 0.2);
+}
+
+TEST(LossWarmupWrapper, PrettyPrint) {
+  LossWarmupWrapper wrapper(torch::nn::CrossEntropyLoss(),
+                            SmoothAPLoss(SmoothAPLossOptions(2)),
+                            LossWarmupWrapperOptions().warmup_steps(100).blend_steps(10));
+  std::ostringstream out;
+  wrapper->pretty_print(out);
+  EXPECT_EQ(
+      out.str(),
+      "proxyloss::LossWarmupWrapper(warmup_steps=100, blend_steps=10, temp_start=0.05, "
+      "temp_end=0.005, temp_decay_steps=10000, final_main_weight=1, "
+      "reset_queue_each_epoch=false)");
+}
+
+TEST(LossWarmupWrapperErrors, InvalidOptionCombinationsNameTheOptions) {
+  auto make = [](LossWarmupWrapperOptions o) {
+    LossWarmupWrapper(torch::nn::CrossEntropyLoss(), SmoothAPLoss(SmoothAPLossOptions(2)),
+                      o);
+  };
+  using O = LossWarmupWrapperOptions;
+  EXPECT_TRUE(throws_with([&] { make(O().warmup_epochs(2).warmup_steps(10)); },
+                          {"warmup_epochs", "warmup_steps", "both"}));
+  EXPECT_TRUE(
+      throws_with([&] { make(O().warmup_steps(10).blend_epochs(1).blend_steps(5)); },
+                  {"blend_epochs", "blend_steps", "both"}));
+  EXPECT_TRUE(
+      throws_with([&] { make(O().blend_steps(5)); }, {"blend_steps", "warmup_steps"}));
+  EXPECT_TRUE(
+      throws_with([&] { make(O().warmup_epochs(-1)); }, {"warmup_epochs", "got -1"}));
+  EXPECT_TRUE(
+      throws_with([&] { make(O().blend_epochs(-2)); }, {"blend_epochs", "got -2"}));
+  EXPECT_TRUE(
+      throws_with([&] { make(O().warmup_steps(-3)); }, {"warmup_steps", "got -3"}));
+  EXPECT_TRUE(throws_with([&] { make(O().warmup_steps(3).blend_steps(-4)); },
+                          {"blend_steps", "got -4"}));
+  EXPECT_TRUE(throws_with([&] { make(O().temp_start(0)); }, {"temp_start", "got 0"}));
+  EXPECT_TRUE(throws_with([&] { make(O().temp_end(-0.1)); }, {"temp_end", "got -0.1"}));
+  EXPECT_TRUE(
+      throws_with([&] { make(O().temp_decay_steps(0)); }, {"temp_decay_steps", "got 0"}));
+  EXPECT_TRUE(throws_with([&] { make(O().final_main_weight(0)); },
+                          {"final_main_weight", "(0, 1]", "got 0"}));
+  EXPECT_TRUE(throws_with([&] { make(O().final_main_weight(1.5)); },
+                          {"final_main_weight", "got 1.5"}));
+}
