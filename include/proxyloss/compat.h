@@ -10,6 +10,7 @@
 #include <c10/util/Optional.h>
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #define PROXYLOSS_TORCH_VERSION_AT_LEAST(major, minor) \
@@ -76,6 +77,26 @@ class ScopedWarningCollector : public c10::WarningHandler {
   c10::WarningHandler* previous_;
   std::vector<std::string> messages_;
 };
+
+// torch's enum-valued options (`reduction_t` & co.) are c10::variant in 1.13
+// and std::variant in 2.x. extend_variant_t<V, Extra...> is V's own variant
+// template over V's alternatives followed by Extra..., so a proxyloss variant
+// built from a torch one is always of the right kind, with no version check.
+template <typename Variant, typename... Extra>
+struct extend_variant;
+template <template <typename...> class Var, typename... Ts, typename... Extra>
+struct extend_variant<Var<Ts...>, Extra...> {
+  using type = Var<Ts..., Extra...>;
+};
+template <typename Variant, typename... Extra>
+using extend_variant_t = typename extend_variant<Variant, Extra...>::type;
+
+// visit() for such a variant: the call is unqualified, so argument-dependent
+// lookup finds c10::visit (1.13) or std::visit (2.x), matching the variant.
+template <typename Visitor, typename Variant>
+decltype(auto) visit_variant(Visitor&& visitor, Variant&& variant) {
+  return visit(std::forward<Visitor>(visitor), std::forward<Variant>(variant));
+}
 
 } // namespace compat
 

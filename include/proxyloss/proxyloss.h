@@ -3,7 +3,9 @@
 #pragma once
 
 #include "proxyloss/compat.h"
+#include "proxyloss/focal_loss.h"
 #include "proxyloss/loss_warmup_wrapper.h"
+#include "proxyloss/metrics.h"
 #include "proxyloss/ops.h"
 #include "proxyloss/per_class_loss.h"
 #include "proxyloss/ranking_loss_control.h"
