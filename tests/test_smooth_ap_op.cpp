@@ -202,3 +202,62 @@ TEST(SmoothAPOpAccuracy, Float32MatchesDoubleOracleAtQuarterMillionRows) {
       oracle::op_ap(scores.to(torch::kDouble), labels, tau).item<double>();
   EXPECT_LE(std::abs(got - want), 1e-6 * std::abs(want)) << got << " vs " << want;
 }
+
+// The windowed kernel: pairs farther than K tau (K = 18 in float) are summed
+// by their exponential tail forms, not dropped. 100,000 negatives sitting
+// just outside the window below a positive add 1e5 * sigmoid(-18.5) ~ 9e-4
+// to its rank: dropping them would be a 1e-3 relative error.
+TEST(SmoothAPOpWindow, TailsOutsideTheWindowAreSummedNotDropped) {
+  const int64_t N = 100000;
+  const double tau = 0.01;
+  auto scores = torch::zeros({N + 2, 1}, torch::kFloat);
+  scores.narrow(0, 0, N).fill_(-18.5 * tau); // lower tail of the positive at 0
+  scores[N][0] = 0.0f;                       // positive
+  scores[N + 1][0] = 0.5f;                   // a negative far above: upper tail
+  auto labels = torch::full({N + 2}, -1, torch::kLong);
+  labels[N] = 0;
+  auto x = scores.clone().requires_grad_(true);
+  auto y = scores.to(torch::kDouble).requires_grad_(true);
+  const auto got_ap = proxyloss::ops::smooth_ap(x, labels, tau);
+  const auto want_ap = oracle::op_ap(y, labels, tau);
+  const double got = got_ap.item<double>();
+  const double want = want_ap.item<double>();
+  EXPECT_NEAR(got, want, 1e-6 * want);
+  // Gradients too: each tail negative gets sigmoid'(18.5) / tau ~ 1e-6 of
+  // gradient, and the positive their sum.
+  got_ap.sum().backward();
+  want_ap.sum().backward();
+  EXPECT_LE(max_abs_diff(x.grad(), y.grad()), 1e-5 * max_abs(y.grad()));
+  EXPECT_NEAR(x.grad()[0][0].item<double>(), y.grad()[0][0].item<double>(),
+              1e-5 * std::abs(y.grad()[0][0].item<double>()));
+  // Sanity: the tails matter at this precision.
+  const double dropped = 1.0 / (1.0 + 1.0); // rank_pos = 1, rank_all = 1 + 1 (above)
+  EXPECT_GT(std::abs(want - dropped), 1e-4);
+}
+
+TEST(SmoothAPOpWindow, WindowsCoveringThePoolAndNearlyEmptyWindowsMatchTheOracle) {
+  for (uint64_t seed = 0; seed < 10; ++seed) {
+    torch::manual_seed(seed);
+    const int64_t M = 500;
+    auto labels = torch::randint(-1, 3, {M}, torch::kLong);
+    labels[0] = 0;
+    // tau = 5 with unit scores: every pair is inside the window (dense stream).
+    const auto covering = torch::randn({M, 3}, torch::kDouble);
+    // tau = 0.001 with scores spread over 1e4: windows hold almost nothing.
+    const auto sparse = torch::randn({M, 3}, torch::kDouble) * 1e4;
+    for (const auto& [scores, tau] :
+         {std::make_pair(covering, 5.0), std::make_pair(sparse, 1e-3)}) {
+      auto x = scores.clone().requires_grad_(true);
+      auto y = scores.clone().requires_grad_(true);
+      const auto w = torch::randn({3}, torch::kDouble);
+      const auto got = proxyloss::ops::smooth_ap(x, labels, tau);
+      const auto want = oracle::op_ap(y, labels, tau);
+      EXPECT_LE(max_abs_diff(got, want), kDoubleTol) << "tau " << tau;
+      weighted_sum(got, w).backward();
+      weighted_sum(want, w).backward();
+      EXPECT_LE(max_abs_diff(x.grad(), y.grad()),
+                kDoubleTol * std::max(1.0, max_abs(y.grad())))
+          << "tau " << tau;
+    }
+  }
+}

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cmath>
 #include <utility>
+#include <vector>
 
 #ifndef CPU_CAPABILITY
 #error "CPU_CAPABILITY must be defined (DEFAULT or AVX2) by the build"
@@ -119,51 +120,168 @@ std::pair<double, double> accumulate(const T* v, const T* w, int64_t n, T anchor
   return {sum, weighted_sum};
 }
 
-template <typename Term, typename T>
-double sum_terms(const T* v, int64_t n, T anchor, T inv_tau) {
-  return accumulate<Term, false>(v, static_cast<const T*>(nullptr), n, anchor, inv_tau)
-      .first;
+// Half-width of the evaluated window in units of tau (see the header).
+template <typename T>
+constexpr double kWindow = 18.0;
+template <>
+constexpr double kWindow<double> = 38.0;
+
+// Sums of w_j e^{-|x_j - u| / tau} over the tails of an ascending array x
+// (w = 1 when unweighted), O(1) per anchor u after O(n) preparation:
+//   below(lo, u) = sum_{j <  lo} w_j e^{(x_j - u) / tau}
+//                = low[lo] e^{(x_{lo-1} - u) / tau}
+//   above(hi, u) = sum_{j >= hi} w_j e^{(u - x_j) / tau}
+//                = high[hi] e^{(u - x_hi) / tau}
+// with low[k] = sum_{j<k} w_j e^{(x_j - x_{k-1})/tau} and high[k] =
+// sum_{j>=k} w_j e^{(x_k - x_j)/tau}, built by recurrences whose factors
+// step[k] = e^{(x_{k-1} - x_k)/tau} are <= 1: nothing overflows, and a far
+// gap underflows to 0, as its terms do. Valid for lo, hi in the tails only
+// (x_{lo-1} <= u and x_hi >= u), which the window guarantees.
+struct Tails {
+  std::vector<double> low;
+  std::vector<double> high;
+};
+
+template <typename T>
+std::vector<double> steps(const T* x, int64_t n, T inv_tau) {
+  std::vector<double> step(std::max<int64_t>(n, 1), 0.0);
+  for (int64_t k = 1; k < n; ++k) {
+    step[k] = std::exp((double(x[k - 1]) - double(x[k])) * double(inv_tau));
+  }
+  return step;
 }
 
 template <typename T>
-void forward(const T* v, int64_t P, int64_t M, T inv_tau, T* rank_all, T* rank_pos) {
-  at::parallel_for(0, P, grain_for(M), [&](int64_t begin, int64_t end) {
+Tails tails(const std::vector<double>& step, const T* w, int64_t n) {
+  Tails t{std::vector<double>(n + 1, 0.0), std::vector<double>(n + 1, 0.0)};
+  for (int64_t k = 0; k < n; ++k) {
+    t.low[k + 1] = (k > 0 ? t.low[k] * step[k] : 0.0) + (w ? double(w[k]) : 1.0);
+  }
+  for (int64_t k = n - 1; k >= 0; --k) {
+    t.high[k] =
+        (w ? double(w[k]) : 1.0) + (k + 1 < n ? t.high[k + 1] * step[k + 1] : 0.0);
+  }
+  return t;
+}
+
+template <typename T>
+double below(const Tails& t, const T* x, int64_t lo, T u, T inv_tau) {
+  return lo == 0
+             ? 0.0
+             : t.low[lo] * std::exp((double(x[lo - 1]) - double(u)) * double(inv_tau));
+}
+
+template <typename T>
+double above(const Tails& t, const T* x, int64_t n, int64_t hi, T u, T inv_tau) {
+  return hi == n ? 0.0
+                 : t.high[hi] * std::exp((double(u) - double(x[hi])) * double(inv_tau));
+}
+
+// The window [lo, hi) of an ascending array: the entries within K tau of u.
+template <typename T>
+std::pair<int64_t, int64_t> window(const T* x, int64_t n, T u, T reach) {
+  const int64_t lo = std::lower_bound(x, x + n, u - reach) - x;
+  const int64_t hi = std::upper_bound(x + lo, x + n, u + reach) - x;
+  return {lo, hi};
+}
+
+// One sorted side of the class (positives or negatives) with its tails.
+template <typename T>
+struct Side {
+  const T* x;
+  int64_t n;
+  std::vector<double> step;
+  Tails plain;
+};
+
+template <typename T>
+Side<T> make_side(const T* x, int64_t n, T inv_tau) {
+  Side<T> side{x, n, steps(x, n, inv_tau), {}};
+  side.plain = tails<T>(side.step, nullptr, n);
+  return side;
+}
+
+// sum_j sigmoid((x_j - u) / tau) over one side: window term by term, the
+// lower tail as sum e^d, the upper tail as count - sum e^-d.
+template <typename T>
+double sigmoid_sum(const Side<T>& s, T u, T inv_tau, T reach) {
+  const auto [lo, hi] = window(s.x, s.n, u, reach);
+  const double inside = accumulate<Sigmoid, false>(
+                            s.x + lo, static_cast<const T*>(nullptr), hi - lo, u, inv_tau)
+                            .first;
+  return inside + double(s.n - hi) - above(s.plain, s.x, s.n, hi, u, inv_tau) +
+         below(s.plain, s.x, lo, u, inv_tau);
+}
+
+// (sum_j s'_j, sum_j s'_j w_j) over one side, s'_j = sigmoid'((x_j - u) / tau),
+// both tails as sums of e^-|d|; `weighted` holds the tails of w (or nullptr).
+template <typename T>
+std::pair<double, double> sigmoid_grad_sums(const Side<T>& s, const T* w,
+                                            const Tails* weighted, T u, T inv_tau,
+                                            T reach) {
+  const auto [lo, hi] = window(s.x, s.n, u, reach);
+  std::pair<double, double> sums =
+      w ? accumulate<SigmoidGrad, true>(s.x + lo, w + lo, hi - lo, u, inv_tau)
+        : accumulate<SigmoidGrad, false>(s.x + lo, w, hi - lo, u, inv_tau);
+  sums.first +=
+      below(s.plain, s.x, lo, u, inv_tau) + above(s.plain, s.x, s.n, hi, u, inv_tau);
+  if (weighted) {
+    sums.second += below(*weighted, s.x, lo, u, inv_tau) +
+                   above(*weighted, s.x, s.n, hi, u, inv_tau);
+  }
+  return sums;
+}
+
+template <typename T>
+T reach_of(T inv_tau) {
+  return static_cast<T>(kWindow<T> / double(inv_tau));
+}
+
+template <typename T>
+void forward(const T* pos, int64_t P, const T* neg, int64_t N, T inv_tau, T* rank_all,
+             T* rank_pos) {
+  const T reach = reach_of(inv_tau);
+  const auto positives = make_side(pos, P, inv_tau);
+  const auto negatives = make_side(neg, N, inv_tau);
+  at::parallel_for(0, P, grain_for(P + N), [&](int64_t begin, int64_t end) {
     for (int64_t k = begin; k < end; ++k) {
-      const double pos = sum_terms<Sigmoid>(v, P, v[k], inv_tau);
-      const double neg = sum_terms<Sigmoid>(v + P, M - P, v[k], inv_tau);
-      rank_pos[k] = static_cast<T>(0.5 + pos);
-      rank_all[k] = static_cast<T>(0.5 + pos + neg);
+      const double in_pos = sigmoid_sum(positives, pos[k], inv_tau, reach);
+      const double in_neg = sigmoid_sum(negatives, pos[k], inv_tau, reach);
+      rank_pos[k] = static_cast<T>(0.5 + in_pos);
+      rank_all[k] = static_cast<T>(0.5 + in_pos + in_neg);
     }
   });
 }
 
 // Two passes, each parallel over the rows it writes (no shared accumulators,
-// deterministic for a given input):
-//  - negatives j >= P receive only column terms:
-//      grad[j] = inv_tau * sum_k s'_kj a_k
-//  - positives k < P receive their column and row terms, which share the
-//    s'_kl of the positive block, so one sweep over l < P gives both:
-//      grad[k] = inv_tau * ( sum_{l<P} s'_kl (coef_pos[l] - coef_pos[k])
-//                            - a_k sum_{l>=P} s'_kl )
-//    (s' is even, so s'_lk = s'_kl.) Both parts are summed in double before
-//    the single rounding to T, so their cancellation loses nothing.
+// deterministic for a given input). Each positive's column and row terms
+// share its sweep over the positives and are summed in double before the
+// single rounding to T, so their cancellation loses nothing.
 template <typename T>
-void backward(const T* v, int64_t P, int64_t M, T inv_tau, const T* coef_all,
-              const T* coef_pos, T* grad) {
-  at::parallel_for(P, M, grain_for(P), [&](int64_t begin, int64_t end) {
+void backward(const T* pos, int64_t P, const T* neg, int64_t N, T inv_tau,
+              const T* coef_all, const T* coef_pos, T* grad_pos, T* grad_neg) {
+  const T reach = reach_of(inv_tau);
+  const auto positives = make_side(pos, P, inv_tau);
+  const auto negatives = make_side(neg, N, inv_tau);
+  const Tails tails_all = tails(positives.step, coef_all, P);
+  const Tails tails_pos = tails(positives.step, coef_pos, P);
+  at::parallel_for(0, N, grain_for(P), [&](int64_t begin, int64_t end) {
     for (int64_t j = begin; j < end; ++j) {
-      const double col =
-          accumulate<SigmoidGrad, true>(v, coef_all, P, v[j], inv_tau).second;
-      grad[j] = static_cast<T>(double(inv_tau) * col);
+      const auto col =
+          sigmoid_grad_sums(positives, coef_all, &tails_all, neg[j], inv_tau, reach);
+      grad_neg[j] = static_cast<T>(double(inv_tau) * col.second);
     }
   });
-  at::parallel_for(0, P, grain_for(M), [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, P, grain_for(P + N), [&](int64_t begin, int64_t end) {
     for (int64_t k = begin; k < end; ++k) {
-      const auto pos = accumulate<SigmoidGrad, true>(v, coef_pos, P, v[k], inv_tau);
-      const double neg = sum_terms<SigmoidGrad>(v + P, M - P, v[k], inv_tau);
-      const double total =
-          pos.second - double(coef_pos[k]) * pos.first - double(coef_all[k]) * neg;
-      grad[k] = static_cast<T>(double(inv_tau) * total);
+      const auto in_pos =
+          sigmoid_grad_sums(positives, coef_pos, &tails_pos, pos[k], inv_tau, reach);
+      const double in_neg = sigmoid_grad_sums(negatives, static_cast<const T*>(nullptr),
+                                              nullptr, pos[k], inv_tau, reach)
+                                .first;
+      const double total = in_pos.second - double(coef_pos[k]) * in_pos.first -
+                           double(coef_all[k]) * in_neg;
+      grad_pos[k] = static_cast<T>(double(inv_tau) * total);
     }
   });
 }

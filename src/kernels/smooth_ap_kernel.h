@@ -1,9 +1,23 @@
-// Streaming Smooth-AP kernels for one class, on raw contiguous buffers.
+// Smooth-AP kernels for one class, on raw sorted buffers: exact, and cheap
+// where the sigmoid saturates.
 //
-// These loops know nothing of tensors, autograd or options. The caller lays
-// out one class's pool scores as `v[0, P)` = the P positives followed by
-// `v[P, M)` = the M - P negatives, and gets back per-positive soft ranks
-// (forward) or per-row gradients in the same layout (backward).
+// These loops know nothing of tensors, autograd or options. The caller gives
+// one class's pool scores as two ascending arrays, pos[0, P) (the positives)
+// and neg[0, N) (the negatives), and gets back per-positive soft ranks
+// (forward) or per-row gradients (backward) in the same sorted order.
+//
+// Windowed evaluation. For an anchor u and d = (x - u) / tau, the pairs with
+// |d| < K (a window found by binary search) are evaluated term by term; the
+// pairs outside it use the first-order tail forms
+//   sigmoid(d)  = e^d       + O(e^{2d})   (d <= -K)
+//   sigmoid(d)  = 1 - e^-d  + O(e^{-2d})  (d >=  K)
+//   sigmoid'(d) = e^-|d|    + O(e^{-2|d|})
+// whose sums over a tail are O(1) from prefix/suffix sums of exponentials,
+// precomputed once in O(P + N). The relative error of each tail term is at
+// most 2 e^-K; K = 18 for float (2 e^-18 = 3.0e-8 < 2^-24, the unit roundoff)
+// and K = 38 for double (2 e^-38 = 6.3e-17 < 2^-53): the tails are exact to
+// the format's rounding, however many terms they hold. When the window covers
+// the pool (large tau) this is the dense stream.
 //
 // The source file is compiled once per CPU capability (DEFAULT, AVX2), each
 // copy in its own namespace; `cpu_capability.h` picks one at run time.
@@ -16,24 +30,28 @@ namespace kernels {
 
 // Function table of one compiled capability.
 struct SmoothAPKernels {
-  // For each positive k in [0, P), with d_kj = (v_j - v_k) * inv_tau:
-  //   rank_pos[k] = 0.5 + sum_{j <  P} sigmoid(d_kj)   (= 1 + sum_{j in P, j != k})
-  //   rank_all[k] = rank_pos[k] + sum_{j >= P} sigmoid(d_kj)
-  // The j == k term is sigmoid(0) = 0.5 exactly, hence the 0.5 offsets.
-  void (*forward_float)(const float* v, int64_t P, int64_t M, float inv_tau,
-                        float* rank_all, float* rank_pos);
-  void (*forward_double)(const double* v, int64_t P, int64_t M, double inv_tau,
-                         double* rank_all, double* rank_pos);
+  // For each positive k in [0, P), with d = (x - pos[k]) / tau:
+  //   rank_pos[k] = 0.5 + sum_{l <  P} sigmoid(d(pos[l]))   (= 1 + sum_{l != k})
+  //   rank_all[k] = rank_pos[k] + sum_{j < N} sigmoid(d(neg[j]))
+  // The l == k term is sigmoid(0) = 0.5 exactly, hence the 0.5 offset.
+  void (*forward_float)(const float* pos, int64_t P, const float* neg, int64_t N,
+                        float inv_tau, float* rank_all, float* rank_pos);
+  void (*forward_double)(const double* pos, int64_t P, const double* neg, int64_t N,
+                         double inv_tau, double* rank_all, double* rank_pos);
 
-  // With a_k = dL/drank_all[k] (coef_all) and a_k + b_k, b_k = dL/drank_pos[k]
-  // (coef_pos), the pair (k, j) adds w_kj = sigmoid'(d_kj) * inv_tau *
-  // (j < P ? a_k + b_k : a_k) to grad[j] and -w_kj to grad[k]:
-  //   grad[j] = sum_k w_kj - [j < P] sum_l w_jl.
-  // The j == k pair cancels exactly. grad is overwritten.
-  void (*backward_float)(const float* v, int64_t P, int64_t M, float inv_tau,
-                         const float* coef_all, const float* coef_pos, float* grad);
-  void (*backward_double)(const double* v, int64_t P, int64_t M, double inv_tau,
-                          const double* coef_all, const double* coef_pos, double* grad);
+  // With a_k = dL/drank_all[k] (coef_all) and ab_k = a_k + dL/drank_pos[k]
+  // (coef_pos), the pair (positive k, row j) adds
+  // w = sigmoid'(d_kj) / tau * (j positive ? ab_k : a_k) to grad[j] and -w
+  // to grad[k]:
+  //   grad_neg[j] = inv_tau sum_k s'(neg[j] - pos[k]) a_k
+  //   grad_pos[k] = inv_tau ( sum_l s'_kl ab_l - ab_k sum_l s'_kl - a_k sum_j s'_kj )
+  // (s' is even; the l == k pair cancels exactly). Outputs are overwritten.
+  void (*backward_float)(const float* pos, int64_t P, const float* neg, int64_t N,
+                         float inv_tau, const float* coef_all, const float* coef_pos,
+                         float* grad_pos, float* grad_neg);
+  void (*backward_double)(const double* pos, int64_t P, const double* neg, int64_t N,
+                          double inv_tau, const double* coef_all, const double* coef_pos,
+                          double* grad_pos, double* grad_neg);
 };
 
 // Defined once per compiled capability in smooth_ap_kernel.cpp.
