@@ -1,7 +1,14 @@
 // Fused Smooth-AP op (proxyloss::ops::smooth_ap) against the dense oracle
 // (tests/support/ranking_oracle.h, the seed library's algorithm, which
 // materialises the [P, M] pairwise matrix of every class): forward + backward
-// on float32 scores.
+// on float32 scores; and one torch::sort of the M scores of a column, the
+// floor any sort-based algorithm pays.
+//
+// Cases: C = 1 with 0.5 % and 5 % positives and C = 4 with one majority
+// class (~85 %), at M = 4,096 / 16,384 / 65,536, plus C = 1 with 0.5 %
+// positives at M = 2^20; each at tau = 0.01 and 0.5. Positives score +1
+// higher on average. The oracle is skipped where its [P, M] matrices would
+// not fit.
 //
 // Every case reports `peak_rss_MiB`, the process's peak resident set size
 // (getrusage) at the end of the run. The peak is per process, so compare it
@@ -29,9 +36,7 @@
 
 namespace {
 
-constexpr double kTemperature = 0.01;
-// Oracle cases whose [P, M] float matrices (one per class, all kept alive by
-// autograd until backward) would exceed this are not registered.
+// The oracle is not run where its pairwise matrices would exceed this.
 constexpr double kOracleFootprintLimitGiB = 6.0;
 
 // OMP_NUM_THREADS if set, else every hardware thread.
@@ -54,43 +59,57 @@ double peak_rss_mib() {
   return static_cast<double>(usage.ru_maxrss) / 1024.0; // ru_maxrss is in KiB
 }
 
-// Positives per class: C == 1 is binary (5% positives, label 0; the rest -1);
-// C == 4 has one majority class (class 0 ~85%, classes 1..3 5% each).
-std::vector<int64_t> class_sizes(int64_t M, int64_t C) {
-  if (C == 1) {
-    return {M / 20};
-  }
-  std::vector<int64_t> sizes(C, M / 20);
-  sizes[0] = M - (C - 1) * (M / 20);
-  return sizes;
-}
+struct Case {
+  int64_t M;
+  int64_t C;
+  double positive_rate; // C = 1; C = 4 uses a majority class instead
+  double tau;
 
-// Sum over classes of P_c * M: the pairs the op evaluates (per pass).
-int64_t pair_count(int64_t M, int64_t C) {
-  int64_t pairs = 0;
-  for (const int64_t p : class_sizes(M, C)) {
-    pairs += p * M;
+  std::string name(const std::string& impl) const {
+    std::ostringstream out;
+    out << impl << "/C:" << C << "/M:" << M << "/pos:" << (C == 1 ? positive_rate : 0.0)
+        << "/tau:" << tau;
+    return out.str();
   }
-  return pairs;
-}
+
+  // Rows per class: C = 1, the positives; C = 4, class 0 takes what classes
+  // 1..3 (5 % each) leave.
+  std::vector<int64_t> class_sizes() const {
+    if (C == 1) {
+      return {std::max<int64_t>(1, static_cast<int64_t>(M * positive_rate))};
+    }
+    std::vector<int64_t> sizes(C, M / 20);
+    sizes[0] = M - (C - 1) * (M / 20);
+    return sizes;
+  }
+
+  // Pairs (positive, pool row): the dense algorithm's work and memory.
+  int64_t pairs() const {
+    int64_t total = 0;
+    for (const int64_t p : class_sizes()) {
+      total += p * M;
+    }
+    return total;
+  }
+};
 
 struct Pool {
   torch::Tensor scores; // [M, C] float32, requires grad
   torch::Tensor labels; // [M] int64
 };
 
-// Deterministic: randn scores, each positive's own-class score shifted by +1.
-Pool make_pool(int64_t M, int64_t C) {
+// Deterministic: the same pool for the fused op and the oracle.
+Pool make_pool(const Case& c) {
   torch::manual_seed(0);
-  auto labels = torch::full({M}, -1, torch::kLong);
-  const auto perm = torch::randperm(M, torch::kLong);
+  auto labels = torch::full({c.M}, -1, torch::kLong);
+  const auto perm = torch::randperm(c.M, torch::kLong);
   int64_t offset = 0;
-  const auto sizes = class_sizes(M, C);
-  for (int64_t c = 0; c < C; ++c) {
-    labels.index_fill_(0, perm.narrow(0, offset, sizes[c]), c);
-    offset += sizes[c];
+  const auto sizes = c.class_sizes();
+  for (int64_t k = 0; k < c.C; ++k) {
+    labels.index_fill_(0, perm.narrow(0, offset, sizes[k]), k);
+    offset += sizes[k];
   }
-  auto scores = torch::randn({M, C}, torch::kFloat);
+  auto scores = torch::randn({c.M, c.C}, torch::kFloat);
   const auto pos = labels.ge(0).nonzero().squeeze(1);
   const auto pos_cols = labels.index_select(0, pos);
   scores.index_put_({pos, pos_cols}, scores.index({pos, pos_cols}) + 1.0);
@@ -99,20 +118,28 @@ Pool make_pool(int64_t M, int64_t C) {
 
 enum class Impl { Fused, Oracle };
 
-void BM_smooth_ap_fwd_bwd(benchmark::State& state, Impl impl, int64_t M, int64_t C) {
-  Pool pool = make_pool(M, C);
+void BM_smooth_ap_fwd_bwd(benchmark::State& state, Impl impl, Case c) {
+  Pool pool = make_pool(c);
   for (auto _ : state) {
     pool.scores.mutable_grad() = torch::Tensor();
-    const auto ap =
-        impl == Impl::Fused
-            ? proxyloss::ops::smooth_ap(pool.scores, pool.labels, kTemperature)
-            : oracle::op_ap(pool.scores, pool.labels, kTemperature);
-    const auto loss = ap.nansum();
-    loss.backward();
+    const auto ap = impl == Impl::Fused
+                        ? proxyloss::ops::smooth_ap(pool.scores, pool.labels, c.tau)
+                        : oracle::op_ap(pool.scores, pool.labels, c.tau);
+    ap.nansum().backward();
     benchmark::DoNotOptimize(pool.scores.grad().data_ptr<float>());
     benchmark::ClobberMemory();
   }
-  state.SetItemsProcessed(state.iterations() * pair_count(M, C));
+  state.SetItemsProcessed(state.iterations() * c.pairs());
+  state.counters["peak_rss_MiB"] = peak_rss_mib();
+}
+
+void BM_sort(benchmark::State& state, int64_t M) {
+  torch::manual_seed(0);
+  const auto scores = torch::randn({M}, torch::kFloat);
+  for (auto _ : state) {
+    auto sorted = std::get<0>(scores.sort());
+    benchmark::DoNotOptimize(sorted.data_ptr<float>());
+  }
   state.counters["peak_rss_MiB"] = peak_rss_mib();
 }
 
@@ -120,20 +147,16 @@ double max_of(const std::vector<double>& v) {
   return v.empty() ? 0.0 : *std::max_element(v.begin(), v.end());
 }
 
-void register_case(Impl impl, int64_t M, int64_t C) {
-  const std::string name = std::string(impl == Impl::Fused ? "fused" : "oracle") +
-                           "/C:" + std::to_string(C) + "/M:" + std::to_string(M);
-  auto* b = benchmark::RegisterBenchmark(name.c_str(), BM_smooth_ap_fwd_bwd, impl, M, C);
+// Median of repetitions; slow cases get one iteration per repetition.
+void configure(benchmark::internal::Benchmark* b, bool slow) {
   b->Unit(benchmark::kMillisecond)
       ->UseRealTime()
       ->ReportAggregatesOnly(true)
-      ->ComputeStatistics("max", max_of);
-  // Cheap cases: 5 repetitions of at least 0.3 s each; expensive ones (seconds
-  // per call) 3 repetitions of a single call.
-  if (pair_count(M, C) <= (int64_t{1} << 24)) {
-    b->MinTime(0.3)->Repetitions(5);
-  } else {
+      ->ComputeStatistics("max", max_of); // the peak RSS column uses the max
+  if (slow) {
     b->Iterations(1)->Repetitions(3);
+  } else {
+    b->MinTime(0.3)->Repetitions(5);
   }
 }
 
@@ -145,30 +168,41 @@ int main(int argc, char** argv) {
   benchmark::AddCustomContext("libtorch", TORCH_VERSION);
   benchmark::AddCustomContext("cpu_capability",
                               proxyloss::detail::active_cpu_capability());
-  std::ostringstream tau;
-  tau << kTemperature;
-  benchmark::AddCustomContext("temperature", tau.str());
 
-  std::string skipped;
-  for (const int64_t C : {1, 4}) {
+  std::vector<Case> cases;
+  for (const double tau : {0.01, 0.5}) {
     for (const int64_t M : {4096, 16384, 65536}) {
-      register_case(Impl::Fused, M, C);
-      const double footprint_gib = static_cast<double>(pair_count(M, C)) * sizeof(float) /
-                                   (1024.0 * 1024.0 * 1024.0);
-      if (footprint_gib > kOracleFootprintLimitGiB) {
-        char note[160];
-        std::snprintf(note, sizeof(note),
-                      "oracle/C:%lld/M:%lld (est. [P,M] footprint %.1f GiB > %.0f GiB)",
-                      static_cast<long long>(C), static_cast<long long>(M), footprint_gib,
-                      kOracleFootprintLimitGiB);
-        std::fprintf(stderr, "not registered: %s\n", note);
-        skipped += skipped.empty() ? note : std::string("; ") + note;
-        continue;
-      }
-      register_case(Impl::Oracle, M, C);
+      cases.push_back({M, 1, 0.005, tau});
+      cases.push_back({M, 1, 0.05, tau});
+      cases.push_back({M, 4, 0.0, tau});
+    }
+    cases.push_back({int64_t{1} << 20, 1, 0.005, tau});
+  }
+  std::string skipped;
+  std::vector<int64_t> sizes;
+  for (const Case& c : cases) {
+    const bool slow = c.pairs() > (int64_t{1} << 24);
+    configure(benchmark::RegisterBenchmark(c.name("fused").c_str(), BM_smooth_ap_fwd_bwd,
+                                           Impl::Fused, c),
+              slow);
+    const double gib = static_cast<double>(c.pairs()) * sizeof(float) / (1 << 30);
+    if (gib > kOracleFootprintLimitGiB) {
+      skipped += (skipped.empty() ? "" : "; ") + c.name("oracle");
+    } else {
+      configure(benchmark::RegisterBenchmark(c.name("oracle").c_str(),
+                                             BM_smooth_ap_fwd_bwd, Impl::Oracle, c),
+                slow);
+    }
+    if (std::find(sizes.begin(), sizes.end(), c.M) == sizes.end()) {
+      sizes.push_back(c.M);
+      configure(benchmark::RegisterBenchmark(("sort/M:" + std::to_string(c.M)).c_str(),
+                                             BM_sort, c.M),
+                /*slow=*/false);
     }
   }
   if (!skipped.empty()) {
+    std::fprintf(stderr, "oracle not run (pairwise matrices over %.0f GiB): %s\n",
+                 kOracleFootprintLimitGiB, skipped.c_str());
     benchmark::AddCustomContext("oracle_skipped", skipped);
   }
 

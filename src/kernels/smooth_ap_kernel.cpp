@@ -122,24 +122,25 @@ std::pair<double, double> accumulate(const T* v, const T* w, int64_t n, T anchor
 
 // Half-width of the evaluated window in units of tau (see the header).
 template <typename T>
-constexpr double kWindow = 18.0;
+constexpr double kWindow = 9.0;
 template <>
-constexpr double kWindow<double> = 38.0;
+constexpr double kWindow<double> = 19.0;
 
-// Sums of w_j e^{-|x_j - u| / tau} over the tails of an ascending array x
-// (w = 1 when unweighted), O(1) per anchor u after O(n) preparation:
-//   below(lo, u) = sum_{j <  lo} w_j e^{(x_j - u) / tau}
-//                = low[lo] e^{(x_{lo-1} - u) / tau}
-//   above(hi, u) = sum_{j >= hi} w_j e^{(u - x_j) / tau}
-//                = high[hi] e^{(u - x_hi) / tau}
-// with low[k] = sum_{j<k} w_j e^{(x_j - x_{k-1})/tau} and high[k] =
-// sum_{j>=k} w_j e^{(x_k - x_j)/tau}, built by recurrences whose factors
-// step[k] = e^{(x_{k-1} - x_k)/tau} are <= 1: nothing overflows, and a far
-// gap underflows to 0, as its terms do. Valid for lo, hi in the tails only
-// (x_{lo-1} <= u and x_hi >= u), which the window guarantees.
+// Sums over the tails of an ascending array x with weights w (w = 1 when
+// unweighted), for the orders r = 1, 2 of the tail forms, O(1) per anchor u
+// after O(n) preparation:
+//   below_r(lo, u) = sum_{j <  lo} w_j e^{r (x_j - u) / tau}
+//                  = low_r[lo] e^{r (x_{lo-1} - u) / tau}
+//   above_r(hi, u) = sum_{j >= hi} w_j e^{r (u - x_j) / tau}
+//                  = high_r[hi] e^{r (u - x_hi) / tau}
+// with low_r[k] = sum_{j<k} w_j e^{r (x_j - x_{k-1})/tau} and high_r[k] =
+// sum_{j>=k} w_j e^{r (x_k - x_j)/tau}, built by recurrences whose factors
+// step[k]^r, step[k] = e^{(x_{k-1} - x_k)/tau}, are <= 1: nothing overflows,
+// and a far gap underflows to 0, as its terms do. Used for lo, hi in the
+// tails only (x_{lo-1} <= u <= x_hi), which the window guarantees.
 struct Tails {
-  std::vector<double> low;
-  std::vector<double> high;
+  std::vector<double> low[2];
+  std::vector<double> high[2];
 };
 
 template <typename T>
@@ -153,28 +154,43 @@ std::vector<double> steps(const T* x, int64_t n, T inv_tau) {
 
 template <typename T>
 Tails tails(const std::vector<double>& step, const T* w, int64_t n) {
-  Tails t{std::vector<double>(n + 1, 0.0), std::vector<double>(n + 1, 0.0)};
-  for (int64_t k = 0; k < n; ++k) {
-    t.low[k + 1] = (k > 0 ? t.low[k] * step[k] : 0.0) + (w ? double(w[k]) : 1.0);
-  }
-  for (int64_t k = n - 1; k >= 0; --k) {
-    t.high[k] =
-        (w ? double(w[k]) : 1.0) + (k + 1 < n ? t.high[k + 1] * step[k + 1] : 0.0);
+  Tails t;
+  for (int r = 0; r < 2; ++r) {
+    auto& low = t.low[r];
+    auto& high = t.high[r];
+    low.assign(n + 1, 0.0);
+    high.assign(n + 1, 0.0);
+    for (int64_t k = 0; k < n; ++k) {
+      const double factor = k > 0 ? (r == 0 ? step[k] : step[k] * step[k]) : 0.0;
+      low[k + 1] = low[k] * factor + (w ? double(w[k]) : 1.0);
+    }
+    for (int64_t k = n - 1; k >= 0; --k) {
+      const double factor =
+          k + 1 < n ? (r == 0 ? step[k + 1] : step[k + 1] * step[k + 1]) : 0.0;
+      high[k] = (w ? double(w[k]) : 1.0) + high[k + 1] * factor;
+    }
   }
   return t;
 }
 
+// (below_1, below_2) and (above_1, above_2) at an anchor.
 template <typename T>
-double below(const Tails& t, const T* x, int64_t lo, T u, T inv_tau) {
-  return lo == 0
-             ? 0.0
-             : t.low[lo] * std::exp((double(x[lo - 1]) - double(u)) * double(inv_tau));
+std::pair<double, double> below(const Tails& t, const T* x, int64_t lo, T u, T inv_tau) {
+  if (lo == 0) {
+    return {0.0, 0.0};
+  }
+  const double e = std::exp((double(x[lo - 1]) - double(u)) * double(inv_tau));
+  return {t.low[0][lo] * e, t.low[1][lo] * e * e};
 }
 
 template <typename T>
-double above(const Tails& t, const T* x, int64_t n, int64_t hi, T u, T inv_tau) {
-  return hi == n ? 0.0
-                 : t.high[hi] * std::exp((double(u) - double(x[hi])) * double(inv_tau));
+std::pair<double, double> above(const Tails& t, const T* x, int64_t n, int64_t hi, T u,
+                                T inv_tau) {
+  if (hi == n) {
+    return {0.0, 0.0};
+  }
+  const double e = std::exp((double(u) - double(x[hi])) * double(inv_tau));
+  return {t.high[0][hi] * e, t.high[1][hi] * e * e};
 }
 
 // The window [lo, hi) of an ascending array: the entries within K tau of u.
@@ -202,19 +218,22 @@ Side<T> make_side(const T* x, int64_t n, T inv_tau) {
 }
 
 // sum_j sigmoid((x_j - u) / tau) over one side: window term by term, the
-// lower tail as sum e^d, the upper tail as count - sum e^-d.
+// tails by their two-term forms.
 template <typename T>
 double sigmoid_sum(const Side<T>& s, T u, T inv_tau, T reach) {
   const auto [lo, hi] = window(s.x, s.n, u, reach);
   const double inside = accumulate<Sigmoid, false>(
                             s.x + lo, static_cast<const T*>(nullptr), hi - lo, u, inv_tau)
                             .first;
-  return inside + double(s.n - hi) - above(s.plain, s.x, s.n, hi, u, inv_tau) +
-         below(s.plain, s.x, lo, u, inv_tau);
+  // sigmoid(d) = e^d - e^2d + ... below; 1 - e^-d + e^-2d - ... above.
+  const auto low = below(s.plain, s.x, lo, u, inv_tau);
+  const auto high = above(s.plain, s.x, s.n, hi, u, inv_tau);
+  return inside + double(s.n - hi) - (high.first - high.second) +
+         (low.first - low.second);
 }
 
 // (sum_j s'_j, sum_j s'_j w_j) over one side, s'_j = sigmoid'((x_j - u) / tau),
-// both tails as sums of e^-|d|; `weighted` holds the tails of w (or nullptr).
+// tails by their two-term forms; `weighted` holds the tails of w (or nullptr).
 template <typename T>
 std::pair<double, double> sigmoid_grad_sums(const Side<T>& s, const T* w,
                                             const Tails* weighted, T u, T inv_tau,
@@ -223,11 +242,15 @@ std::pair<double, double> sigmoid_grad_sums(const Side<T>& s, const T* w,
   std::pair<double, double> sums =
       w ? accumulate<SigmoidGrad, true>(s.x + lo, w + lo, hi - lo, u, inv_tau)
         : accumulate<SigmoidGrad, false>(s.x + lo, w, hi - lo, u, inv_tau);
-  sums.first +=
-      below(s.plain, s.x, lo, u, inv_tau) + above(s.plain, s.x, s.n, hi, u, inv_tau);
+  // sigmoid'(d) = e^-|d| - 2 e^-2|d| + ... on both sides.
+  const auto tail = [&](const Tails& t) {
+    const auto low = below(t, s.x, lo, u, inv_tau);
+    const auto high = above(t, s.x, s.n, hi, u, inv_tau);
+    return (low.first - 2 * low.second) + (high.first - 2 * high.second);
+  };
+  sums.first += tail(s.plain);
   if (weighted) {
-    sums.second += below(*weighted, s.x, lo, u, inv_tau) +
-                   above(*weighted, s.x, s.n, hi, u, inv_tau);
+    sums.second += tail(*weighted);
   }
   return sums;
 }

@@ -8,16 +8,16 @@
 //
 // Windowed evaluation. For an anchor u and d = (x - u) / tau, the pairs with
 // |d| < K (a window found by binary search) are evaluated term by term; the
-// pairs outside it use the first-order tail forms
-//   sigmoid(d)  = e^d       + O(e^{2d})   (d <= -K)
-//   sigmoid(d)  = 1 - e^-d  + O(e^{-2d})  (d >=  K)
-//   sigmoid'(d) = e^-|d|    + O(e^{-2|d|})
+// pairs outside it use two-term tail forms of the alternating series
+//   sigmoid(d)  = e^d - e^2d + R,           |R| <= e^3d      (d <= -K)
+//   sigmoid(d)  = 1 - e^-d + e^-2d - R      |R| <= e^-3d     (d >=  K)
+//   sigmoid'(d) = e^-|d| - 2 e^-2|d| + R,   |R| <= 3 e^-3|d|
 // whose sums over a tail are O(1) from prefix/suffix sums of exponentials,
-// precomputed once in O(P + N). The relative error of each tail term is at
-// most 2 e^-K; K = 18 for float (2 e^-18 = 3.0e-8 < 2^-24, the unit roundoff)
-// and K = 38 for double (2 e^-38 = 6.3e-17 < 2^-53): the tails are exact to
-// the format's rounding, however many terms they hold. When the window covers
-// the pool (large tau) this is the dense stream.
+// precomputed once in O(P + N). Each tail term's relative error is at most
+// 3 e^-2K: K = 9 for float (3 e^-18 = 4.6e-8 < 2^-24 = 6.0e-8, the unit
+// roundoff) and K = 19 for double (3 e^-38 = 9.4e-17 < 2^-53 = 1.1e-16), so
+// the tails are exact to the format's rounding however many terms they hold.
+// When the window covers the pool (large tau) this is the dense stream.
 //
 // The source file is compiled once per CPU capability (DEFAULT, AVX2), each
 // copy in its own namespace; `cpu_capability.h` picks one at run time.
