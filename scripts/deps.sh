@@ -11,7 +11,10 @@ packages=(
   libbenchmark-dev          # Google Benchmark
   ccache                    # faster rebuilds (optional, used when present)
   jq                        # bench/run_benchmarks.sh reads benchmark JSON
+  libcli11-dev              # CLI11, the demos' command-line parser (header-only)
 )
+# Optional, not installed here: gnuplot-nox, with which the demos also draw
+# PNG plots beside their CSV files (--out DIR).
 
 missing=()
 for package in "${packages[@]}"; do

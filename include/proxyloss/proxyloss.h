@@ -3,6 +3,8 @@
 #pragma once
 
 #include "proxyloss/compat.h"
+#include "proxyloss/fair_loss.h"
+#include "proxyloss/fair_loss_op.h"
 #include "proxyloss/focal_loss.h"
 #include "proxyloss/loss_warmup_wrapper.h"
 #include "proxyloss/metrics.h"

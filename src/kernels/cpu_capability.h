@@ -1,6 +1,7 @@
 // Run-time choice between the compiled CPU kernel variants.
 #pragma once
 
+#include "kernels/fair_loss_kernel.h"
 #include "kernels/smooth_ap_kernel.h"
 
 namespace proxyloss {
@@ -10,6 +11,9 @@ namespace kernels {
 // CPU supports, unless `PROXYLOSS_CPU_CAPABILITY=default` in the environment
 // or a `detail::ForceDefaultCpuCapability` guard asks for the portable build.
 const SmoothAPKernels& smooth_ap_kernels();
+
+// The FairLoss kernels, chosen the same way.
+const FairLossKernels& fair_loss_kernels();
 
 } // namespace kernels
 } // namespace proxyloss

@@ -69,5 +69,14 @@ const SmoothAPKernels& smooth_ap_kernels() {
   return smooth_ap_kernels_DEFAULT();
 }
 
+const FairLossKernels& fair_loss_kernels() {
+#ifdef PROXYLOSS_HAVE_AVX2_KERNELS
+  if (use_avx2()) {
+    return fair_loss_kernels_AVX2();
+  }
+#endif
+  return fair_loss_kernels_DEFAULT();
+}
+
 } // namespace kernels
 } // namespace proxyloss

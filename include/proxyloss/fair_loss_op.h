@@ -1,0 +1,32 @@
+// The FairLoss op, registered with the PyTorch dispatcher as
+// `proxyloss::fair_loss` (callable from C++, TorchScript and torch.ops). Most
+// users want proxyloss::FairLoss (fair_loss.h) instead.
+#pragma once
+
+#include "proxyloss/compat.h"
+
+#include <ATen/Tensor.h>
+
+namespace proxyloss {
+namespace ops {
+
+// Per-sample FairLoss, differentiable in `logits` (once; not in `weight`).
+//
+//   logits [N, C] float32 or float64 (C >= 1); targets [N] int64 with values
+//   in [0, C) or == ignore_index; weight undefined/nullopt or [C] in the dtype
+//   of logits; all on one device. With beta = smooth_max_beta > 0 and
+//   k = scaling_factor >= 0, both finite, eps = label_smoothing in [0, 1]:
+//     loss[i] = CE_i + (2 sigmoid(k (smoothmax_beta(z_i) - z_i[y_i])) - 1) / C
+//     smoothmax_beta(z) = logsumexp(beta z) / beta
+//   where CE_i is torch's per-sample cross-entropy with the same weight and
+//   label smoothing (log_softmax p, W = sum_c w_c):
+//     CE_i = (1 - eps) w_y (-log p_y) + (eps / C) sum_c w_c (-log p_c).
+//   Rows whose target is ignore_index get 0 and no gradient. Returns [N] in
+//   the dtype of logits. One pass per row forward and backward; saves three
+//   numbers per row.
+at::Tensor fair_loss(const at::Tensor& logits, const at::Tensor& targets,
+                     const optional<at::Tensor>& weight, double smooth_max_beta,
+                     double scaling_factor, int64_t ignore_index, double label_smoothing);
+
+} // namespace ops
+} // namespace proxyloss

@@ -1,0 +1,105 @@
+// Input checks of the FairLoss ops, shared by every implementation.
+#include "ops/fair_loss_impl.h"
+
+#include <algorithm>
+#include <cmath>
+#include <sstream>
+#include <string>
+#include <utility>
+
+namespace proxyloss {
+namespace ops_impl {
+namespace {
+
+constexpr const char* kOp = "proxyloss::fair_loss";
+
+// "[v0, v1, ...]" for at most `limit` values of a 1-D int64 tensor.
+std::string first_values(const at::Tensor& values, int64_t limit) {
+  const auto shown = values.narrow(0, 0, std::min(limit, values.size(0))).cpu();
+  std::ostringstream out;
+  out << "[";
+  for (int64_t i = 0; i < shown.size(0); ++i) {
+    out << (i ? ", " : "") << shown.data_ptr<int64_t>()[i];
+  }
+  out << (values.size(0) > limit ? ", ...]" : "]");
+  return out.str();
+}
+
+void check_config(const FairLossConfig& config) {
+  TORCH_CHECK(std::isfinite(config.smooth_max_beta) && config.smooth_max_beta > 0, kOp,
+              ": smooth_max_beta must be finite and > 0, got ", config.smooth_max_beta);
+  TORCH_CHECK(std::isfinite(config.scaling_factor) && config.scaling_factor >= 0, kOp,
+              ": scaling_factor must be finite and >= 0, got ", config.scaling_factor);
+  TORCH_CHECK(config.label_smoothing >= 0 && config.label_smoothing <= 1, kOp,
+              ": label_smoothing must be in [0, 1], got ", config.label_smoothing);
+}
+
+} // namespace
+
+void check_fair_loss_inputs(const at::Tensor& logits, const at::Tensor& targets,
+                            const optional<at::Tensor>& weight,
+                            const FairLossConfig& config) {
+  check_config(config);
+  TORCH_CHECK(logits.dim() == 2 && logits.size(1) >= 1, kOp,
+              ": logits must be 2-D [N, C] with C >= 1, got shape ", logits.sizes());
+  TORCH_CHECK(logits.scalar_type() == at::kFloat || logits.scalar_type() == at::kDouble,
+              kOp, ": logits must be float32 or float64, got ", logits.scalar_type());
+  const int64_t N = logits.size(0);
+  const int64_t C = logits.size(1);
+  TORCH_CHECK(targets.dim() == 1 && targets.size(0) == N, kOp,
+              ": targets must be 1-D [N] with N = ", N, ", got shape ", targets.sizes());
+  TORCH_CHECK(targets.scalar_type() == at::kLong, kOp, ": targets must be int64, got ",
+              targets.scalar_type());
+  TORCH_CHECK(targets.device() == logits.device(), kOp,
+              ": targets must be on the device of logits (", logits.device(), "), got ",
+              targets.device());
+  if (weight.has_value() && weight->defined()) {
+    TORCH_CHECK(weight->dim() == 1 && weight->size(0) == C, kOp,
+                ": weight must be 1-D [C] with C = ", C, ", got shape ", weight->sizes());
+    TORCH_CHECK(weight->scalar_type() == logits.scalar_type(), kOp,
+                ": weight must have the dtype of logits (", logits.scalar_type(),
+                "), got ", weight->scalar_type());
+    TORCH_CHECK(weight->device() == logits.device(), kOp,
+                ": weight must be on the device of logits (", logits.device(), "), got ",
+                weight->device());
+  }
+}
+
+void fail_on_bad_targets(const at::Tensor& targets, int64_t num_classes,
+                         int64_t ignore_index) {
+  const auto bad = targets.lt(0)
+                       .logical_or(targets.ge(num_classes))
+                       .logical_and(targets.ne(ignore_index));
+  if (!bad.any().item<bool>()) {
+    return;
+  }
+  const auto rows = bad.nonzero().squeeze(1);
+  TORCH_CHECK(false, kOp, ": targets must be in [0, ", num_classes,
+              ") or equal to ignore_index (", ignore_index, "), got ",
+              first_values(targets.index_select(0, rows), 8), " at rows ",
+              first_values(rows, 8));
+}
+
+void check_fair_loss_saved(const at::Tensor& grad_loss, const at::Tensor& logits,
+                           const at::Tensor& row_max, const at::Tensor& lse,
+                           const at::Tensor& beta_lse) {
+  const int64_t N = logits.size(0);
+  const std::pair<const char*, const at::Tensor*> rows[] = {{"grad_loss", &grad_loss},
+                                                            {"row_max", &row_max},
+                                                            {"lse", &lse},
+                                                            {"beta_lse", &beta_lse}};
+  for (const auto& named : rows) {
+    const at::Tensor& t = *named.second;
+    TORCH_CHECK(t.dim() == 1 && t.size(0) == N, kOp, ": ", named.first,
+                " must be 1-D [N] with N = ", N, ", got shape ", t.sizes());
+    TORCH_CHECK(t.scalar_type() == logits.scalar_type(), kOp, ": ", named.first,
+                " must have the dtype of logits (", logits.scalar_type(), "), got ",
+                t.scalar_type());
+    TORCH_CHECK(t.device() == logits.device(), kOp, ": ", named.first,
+                " must be on the device of logits (", logits.device(), "), got ",
+                t.device());
+  }
+}
+
+} // namespace ops_impl
+} // namespace proxyloss
