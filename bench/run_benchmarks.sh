@@ -11,6 +11,10 @@
 # Needs jq. Threads: OMP_NUM_THREADS if set, else all hardware threads.
 set -euo pipefail
 
+# OpenMP threads that spin while waiting steal the other core on a shared
+# 2-core machine and make timings erratic: let them sleep unless told otherwise.
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
+
 bin=${1:-build/bench/smooth_ap_bench}
 out=${2:-bench/results.md}
 
@@ -65,7 +69,7 @@ model=$(lscpu 2>/dev/null | sed -n 's/^Model name:[[:space:]]*//p' | head -n 1)
   echo
   echo "- Machine: $(nproc) cores, ${model:-unknown CPU}"
   echo "- Date: $(date -u '+%Y-%m-%d %H:%M UTC')"
-  echo "- Threads (at::set_num_threads): $threads"
+  echo "- Threads (at::set_num_threads): $threads; OMP_WAIT_POLICY=$OMP_WAIT_POLICY"
   echo "- LibTorch: $libtorch; proxyloss CPU kernels: $capability"
   echo "- Workload: float32 scores [M, C] (randn, positives +1); loss = ap.nansum(),"
   echo "  then backward. C = 4: class 0 ~85 %, classes 1..3 5 % each. Time: median wall"
