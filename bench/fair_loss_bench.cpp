@@ -8,6 +8,8 @@
 #include <proxyloss/detail/kernel_selection.h>
 #include <proxyloss/fair_loss.h>
 
+#include "bench_support.h"
+
 #include <benchmark/benchmark.h>
 #include <torch/torch.h>
 #include <torch/version.h>
@@ -19,20 +21,6 @@
 #include <thread>
 
 namespace {
-
-// OMP_NUM_THREADS if set, else every hardware thread.
-int configure_threads() {
-  int n = 0;
-  if (const char* env = std::getenv("OMP_NUM_THREADS")) {
-    n = std::atoi(env);
-  }
-  if (n <= 0) {
-    n = static_cast<int>(std::thread::hardware_concurrency());
-  }
-  n = std::max(n, 1);
-  at::set_num_threads(n);
-  return n;
-}
 
 enum class Impl { FairLoss, CrossEntropy };
 
@@ -78,7 +66,7 @@ void register_case(Impl impl, int64_t N, int64_t C) {
 } // namespace
 
 int main(int argc, char** argv) {
-  const int threads = configure_threads();
+  const int threads = bench_support::configure_threads();
   benchmark::AddCustomContext("threads", std::to_string(threads));
   benchmark::AddCustomContext("libtorch", TORCH_VERSION);
   benchmark::AddCustomContext("cpu_capability",

@@ -19,6 +19,8 @@
 
 #include <support/ranking_oracle.h>
 
+#include "bench_support.h"
+
 #include <benchmark/benchmark.h>
 #include <torch/torch.h>
 #include <torch/version.h>
@@ -38,26 +40,6 @@ namespace {
 
 // The oracle is not run where its pairwise matrices would exceed this.
 constexpr double kOracleFootprintLimitGiB = 6.0;
-
-// OMP_NUM_THREADS if set, else every hardware thread.
-int configure_threads() {
-  int n = 0;
-  if (const char* env = std::getenv("OMP_NUM_THREADS")) {
-    n = std::atoi(env);
-  }
-  if (n <= 0) {
-    n = static_cast<int>(std::thread::hardware_concurrency());
-  }
-  n = std::max(n, 1);
-  at::set_num_threads(n);
-  return n;
-}
-
-double peak_rss_mib() {
-  struct rusage usage {};
-  getrusage(RUSAGE_SELF, &usage);
-  return static_cast<double>(usage.ru_maxrss) / 1024.0; // ru_maxrss is in KiB
-}
 
 struct Case {
   int64_t M;
@@ -130,7 +112,7 @@ void BM_smooth_ap_fwd_bwd(benchmark::State& state, Impl impl, Case c) {
     benchmark::ClobberMemory();
   }
   state.SetItemsProcessed(state.iterations() * c.pairs());
-  state.counters["peak_rss_MiB"] = peak_rss_mib();
+  state.counters["peak_rss_MiB"] = bench_support::peak_rss_mib();
 }
 
 void BM_sort(benchmark::State& state, int64_t M) {
@@ -140,7 +122,7 @@ void BM_sort(benchmark::State& state, int64_t M) {
     auto sorted = std::get<0>(scores.sort());
     benchmark::DoNotOptimize(sorted.data_ptr<float>());
   }
-  state.counters["peak_rss_MiB"] = peak_rss_mib();
+  state.counters["peak_rss_MiB"] = bench_support::peak_rss_mib();
 }
 
 double max_of(const std::vector<double>& v) {
@@ -163,7 +145,7 @@ void configure(benchmark::internal::Benchmark* b, bool slow) {
 } // namespace
 
 int main(int argc, char** argv) {
-  const int threads = configure_threads();
+  const int threads = bench_support::configure_threads();
   benchmark::AddCustomContext("threads", std::to_string(threads));
   benchmark::AddCustomContext("libtorch", TORCH_VERSION);
   benchmark::AddCustomContext("cpu_capability",

@@ -1,6 +1,7 @@
 // The FairLoss op (every implementation) against the oracle written from the
 // formula, and its numerical behaviour at the extremes.
 #include "support/fair_loss_oracle.h"
+#include "support/kernel_paths.h"
 #include "support/random_fair_batches.h"
 #include "support/test_support.h"
 
@@ -16,32 +17,7 @@ using test_support::RandomFairBatch;
 
 namespace {
 
-enum class Path { Fused, FusedPortable, Generic };
-
-std::string path_name(const ::testing::TestParamInfo<Path>& info) {
-  switch (info.param) {
-    case Path::Fused:
-      return "Fused";
-    case Path::FusedPortable:
-      return "FusedPortable";
-    default:
-      return "Generic";
-  }
-}
-
-class FairLossOp : public ::testing::TestWithParam<Path> {
- protected:
-  void SetUp() override {
-    if (GetParam() == Path::Generic) {
-      generic_ = std::make_unique<proxyloss::detail::ForceGenericKernels>();
-    }
-    if (GetParam() == Path::FusedPortable) {
-      portable_ = std::make_unique<proxyloss::detail::ForceDefaultCpuCapability>();
-    }
-  }
-  std::unique_ptr<proxyloss::detail::ForceGenericKernels> generic_;
-  std::unique_ptr<proxyloss::detail::ForceDefaultCpuCapability> portable_;
-};
+class FairLossOp : public test_support::KernelPathTest {};
 
 proxyloss::optional<torch::Tensor> weight_of(const oracle::FairLossParams& p) {
   return p.weight.defined() ? proxyloss::optional<torch::Tensor>(p.weight) : c10::nullopt;
@@ -274,7 +250,4 @@ TEST_P(FairLossOp, EmptyBatchGivesEmptyLoss) {
   EXPECT_EQ(logits.grad().sizes(), logits.sizes());
 }
 
-INSTANTIATE_TEST_SUITE_P(Paths, FairLossOp,
-                         ::testing::Values(Path::Fused, Path::FusedPortable,
-                                           Path::Generic),
-                         path_name);
+PROXYLOSS_INSTANTIATE_KERNEL_PATHS(FairLossOp);

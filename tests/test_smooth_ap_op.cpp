@@ -1,4 +1,5 @@
 // The fused Smooth-AP op (every implementation) against the dense oracle.
+#include "support/kernel_paths.h"
 #include "support/random_pools.h"
 #include "support/ranking_oracle.h"
 #include "support/test_support.h"
@@ -13,32 +14,7 @@ using test_support::max_abs_diff;
 
 namespace {
 
-enum class Path { Fused, FusedPortable, Generic };
-
-std::string path_name(const ::testing::TestParamInfo<Path>& info) {
-  switch (info.param) {
-    case Path::Fused:
-      return "Fused";
-    case Path::FusedPortable:
-      return "FusedPortable";
-    default:
-      return "Generic";
-  }
-}
-
-class SmoothAPOp : public ::testing::TestWithParam<Path> {
- protected:
-  void SetUp() override {
-    if (GetParam() == Path::Generic) {
-      generic_ = std::make_unique<proxyloss::detail::ForceGenericKernels>();
-    }
-    if (GetParam() == Path::FusedPortable) {
-      portable_ = std::make_unique<proxyloss::detail::ForceDefaultCpuCapability>();
-    }
-  }
-  std::unique_ptr<proxyloss::detail::ForceGenericKernels> generic_;
-  std::unique_ptr<proxyloss::detail::ForceDefaultCpuCapability> portable_;
-};
+class SmoothAPOp : public test_support::KernelPathTest {};
 
 // A scalar of ap with random per-class weights, NaN classes left out, so the
 // backward pass sees a different gradient for each class.
@@ -181,10 +157,7 @@ TEST_P(SmoothAPOp, EmptyPoolGivesAllNaN) {
   EXPECT_TRUE(torch::isnan(ap).all().item<bool>());
 }
 
-INSTANTIATE_TEST_SUITE_P(Paths, SmoothAPOp,
-                         ::testing::Values(Path::Fused, Path::FusedPortable,
-                                           Path::Generic),
-                         path_name);
+PROXYLOSS_INSTANTIATE_KERNEL_PATHS(SmoothAPOp);
 
 // At a large pool the float32 kernel keeps ~1e-6 relative accuracy against a
 // double reference, thanks to blockwise double accumulation.

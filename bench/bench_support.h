@@ -1,0 +1,36 @@
+// Setup shared by the benchmark programs.
+#pragma once
+
+#include <ATen/Parallel.h>
+
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <thread>
+
+namespace bench_support {
+
+// LibTorch's thread count: OMP_NUM_THREADS if set, else every hardware
+// thread (Debian's LibTorch starts with one). Returns it for the report.
+inline int configure_threads() {
+  int n = 0;
+  if (const char* env = std::getenv("OMP_NUM_THREADS")) {
+    n = std::atoi(env);
+  }
+  if (n <= 0) {
+    n = static_cast<int>(std::thread::hardware_concurrency());
+  }
+  n = std::max(n, 1);
+  at::set_num_threads(n);
+  return n;
+}
+
+// The process's peak resident set size so far, in MiB.
+inline double peak_rss_mib() {
+  struct rusage usage {};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<double>(usage.ru_maxrss) / 1024.0; // ru_maxrss is in KiB
+}
+
+} // namespace bench_support
