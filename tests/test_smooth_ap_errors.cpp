@@ -189,8 +189,11 @@ TEST(SmoothAPLossErrors, TargetsMustBeOnTheDeviceOfLogits) {
 TEST(SmoothAPLossErrors, EditingTheQueueShapeNeedsReset) {
   SmoothAPLoss loss(SmoothAPLossOptions(2).queue_size(8));
   loss->options.queue_size(16);
-  EXPECT_TRUE(throws_with([&] { loss->forward(torch::randn({4, 2}), labels({0, 1, 0, 1})); },
-                          {"queue_size", "reset()"}));
+  EXPECT_TRUE(throws_with(
+      [&] {
+        loss->forward(torch::randn({4, 2}), labels({0, 1, 0, 1}));
+      },
+      {"queue_size", "reset()"}));
   loss->reset();
   EXPECT_EQ(loss->named_buffers()["queue_logits"].size(0), 16);
   EXPECT_NO_THROW(loss->forward(torch::randn({4, 2}), labels({0, 1, 0, 1})));

@@ -80,7 +80,8 @@ MemoryQueue::MemoryQueue(torch::nn::Module& owner, int64_t queue_size,
   if (queue_size == 0 && !registered) {
     return;
   }
-  logits = register_or_replace(owner, "queue_logits", torch::zeros({queue_size, num_classes}));
+  logits =
+      register_or_replace(owner, "queue_logits", torch::zeros({queue_size, num_classes}));
   targets = register_or_replace(owner, "queue_targets",
                                 torch::full({queue_size}, ignore_index, torch::kLong));
   ptr = register_or_replace(owner, "queue_ptr", torch::zeros({1}, torch::kLong));
