@@ -1,5 +1,6 @@
 // SmoothAPLoss: each behaviour of the contract, and random queue sequences
 // against the seed's module transcribed in tests/support/ranking_oracle.h.
+#include "support/queued_step.h"
 #include "support/ranking_oracle.h"
 #include "support/test_support.h"
 
@@ -72,31 +73,11 @@ void run_queue_sequence(uint64_t seed, bool generic) {
     if (N > 0 && pick(0, 1)) {
       targets.index_fill_(0, torch::randint(0, N, {pick(1, N)}, torch::kLong), -100);
     }
-    const auto x = logits.clone().requires_grad_(true);
-    const auto y = logits.clone().requires_grad_(true);
-    torch::Tensor got, got_per_class, got_valid;
-    std::tie(got, got_per_class, got_valid) = loss->forward_per_class(x, targets);
-    torch::Tensor want, want_per_class, want_valid;
-    std::tie(want, want_per_class, want_valid) = reference.forward(y, targets, training);
     std::ostringstream where;
     where << "seed " << seed << " step " << step << " C=" << C << " Q=" << Q
           << " N=" << N;
-    ASSERT_EQ(got.sizes(), want.sizes()) << where.str();
-    EXPECT_LE(max_abs_diff(got, want), kTol) << where.str();
-    EXPECT_LE(max_abs_diff(got_per_class, want_per_class), kTol) << where.str();
-    EXPECT_TRUE(torch::equal(got_valid, want_valid)) << where.str();
-    const auto weights = torch::randn(got.sizes(), torch::kDouble);
-    torch::where(torch::isnan(got), torch::zeros_like(got), got * weights)
-        .sum()
-        .backward();
-    const auto oracle_loss =
-        torch::where(torch::isnan(want), torch::zeros_like(want), want * weights).sum();
-    if (oracle_loss.requires_grad()) {
-      oracle_loss.backward();
-    }
-    const auto want_grad = y.grad().defined() ? y.grad() : torch::zeros_like(y);
-    EXPECT_LE(max_abs_diff(x.grad(), want_grad), kTol * std::max(1.0, max_abs(want_grad)))
-        << where.str();
+    test_support::expect_step_matches(loss, reference, logits, targets, training, kTol,
+                                      where.str());
     if (Q > 0) {
       EXPECT_LE(max_abs_diff(loss->named_buffers()["queue_logits"], reference.q_logits),
                 0.0)
