@@ -3,6 +3,12 @@
 # and run its demos, when they are missing (as root, or through sudo).
 set -euo pipefail
 
+# PROXYLOSS_SKIP_DEPS=1: the dependencies come from elsewhere (another
+# LibTorch through CMAKE_PREFIX_PATH, a distribution without apt).
+if [ "${PROXYLOSS_SKIP_DEPS:-0}" = 1 ]; then
+  exit 0
+fi
+
 packages=(
   build-essential cmake     # compiler and build system
   libtorch-dev              # LibTorch 1.13 (CPU)
