@@ -50,6 +50,9 @@ class FairLossImpl : public torch::nn::Cloneable<FairLossImpl> {
   // buffer `weight` (as torch::nn::CrossEntropyLoss registers its weight), so
   // it follows module->to(device) and torch::save/load.
   void reset() override;
+  // torch::load: class weights of the module's shape, or a c10::Error and the
+  // module unchanged.
+  void load(torch::serialize::InputArchive& archive) override;
   void pretty_print(std::ostream& stream) const override;
 
   // logits [N, C] floating (float16/bfloat16 computed in float32), targets

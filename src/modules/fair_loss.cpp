@@ -2,6 +2,8 @@
 // and the reduction around the fused op (proxyloss::ops::fair_loss).
 #include "proxyloss/fair_loss.h"
 
+#include "proxyloss/detail/checked_load.h"
+
 #include "proxyloss/fair_loss_op.h"
 
 #include <cmath>
@@ -108,6 +110,23 @@ void FairLossImpl::reset() {
   // in place, which would otherwise reach the original module's weight.
   const auto& w = options.weight();
   weight = register_buffer("weight", w.defined() ? w.detach().clone() : torch::Tensor());
+}
+
+void FairLossImpl::load(torch::serialize::InputArchive& archive) {
+  const auto expected = weight.defined() ? weight.sizes().vec() : std::vector<int64_t>{};
+  detail::load_or_leave_unchanged(*this, archive, "FairLoss", [&] {
+    if (!weight.defined()) { // only an unweighted checkpoint fits
+      torch::Tensor saved;
+      TORCH_CHECK(!archive.try_read("weight", saved, /*is_buffer=*/true),
+                  "the checkpoint has class weights of shape ", saved.sizes(),
+                  " but this module has none; construct it with a weight of that shape");
+      return;
+    }
+    TORCH_CHECK(weight.sizes().vec() == expected && at::isFloatingType(weight.scalar_type()),
+                "checkpoint weight has shape ", weight.sizes(), " and dtype ",
+                weight.scalar_type(), ", expected floating with shape ",
+                c10::IntArrayRef(expected));
+  });
 }
 
 void FairLossImpl::pretty_print(std::ostream& stream) const {

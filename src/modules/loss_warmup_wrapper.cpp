@@ -1,5 +1,7 @@
 #include "proxyloss/loss_warmup_wrapper.h"
 
+#include "proxyloss/detail/checked_load.h"
+
 #include <torch/serialize/archive.h>
 #include <torch/types.h>
 
@@ -45,6 +47,31 @@ void check_options(const LossWarmupWrapperOptions& o) {
               o.temp_decay_steps());
   TORCH_CHECK(o.final_main_weight() > 0 && o.final_main_weight() <= 1, name,
               ": final_main_weight must be in (0, 1], got ", o.final_main_weight());
+}
+
+// A checkpoint's schedule state, as save() writes it: whole counters (the
+// switch step is a step, or one of the markers below zero), a 0/1 flag, and
+// a temperature that is NaN or finite and positive.
+void check_schedule_state(const torch::Tensor& state) {
+  const char* name = "LossWarmupWrapper";
+  TORCH_CHECK(state.dim() == 1 && state.size(0) == kStateSize, name,
+              ": checkpoint schedule state must have ", kStateSize, " entries, got shape ",
+              state.sizes());
+  const auto* s = state.data_ptr<double>();
+  const char* fields[] = {"epoch", "global_step", "switch_step"};
+  for (int i = 0; i < 3; ++i) {
+    TORCH_CHECK(std::isfinite(s[i]) && s[i] == std::floor(s[i]) && std::abs(s[i]) < 0x1p53,
+                name, ": checkpoint schedule ", fields[i], " must be a whole number, got ",
+                s[i]);
+  }
+  TORCH_CHECK(s[2] >= -2, name, ": checkpoint schedule switch_step must be >= -2, got ",
+              s[2]);
+  TORCH_CHECK(s[3] == 0 || s[3] == 1, name,
+              ": checkpoint schedule batch_hook_seen must be 0 or 1, got ", s[3]);
+  TORCH_CHECK(std::isnan(s[4]) || (std::isfinite(s[4]) && s[4] > 0), name,
+              ": checkpoint schedule temperature must be NaN (none) or finite and > 0, "
+              "got ",
+              s[4]);
 }
 
 } // namespace
@@ -124,12 +151,11 @@ void LossWarmupWrapperImpl::save(torch::serialize::OutputArchive& archive) const
 }
 
 void LossWarmupWrapperImpl::load(torch::serialize::InputArchive& archive) {
-  torch::nn::Module::load(archive);
-  const auto state =
-      named_buffers(/*recurse=*/false)[kStateKey].to(torch::kCPU, torch::kDouble);
-  TORCH_CHECK(state.dim() == 1 && state.size(0) == kStateSize,
-              "LossWarmupWrapper: checkpoint schedule state must have ", kStateSize,
-              " entries, got shape ", state.sizes());
+  torch::Tensor state;
+  detail::load_or_leave_unchanged(*this, archive, "LossWarmupWrapper", [&] {
+    state = named_buffers(/*recurse=*/false)[kStateKey].to(torch::kCPU, torch::kDouble);
+    check_schedule_state(state);
+  });
   const auto* s = state.data_ptr<double>();
   epoch_ = static_cast<int64_t>(s[0]);
   global_step_ = static_cast<int64_t>(s[1]);

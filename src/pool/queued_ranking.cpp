@@ -75,7 +75,7 @@ void check_ranking_config(const RankingConfig& config) {
 
 MemoryQueue::MemoryQueue(torch::nn::Module& owner, int64_t queue_size,
                          int64_t num_classes, int64_t ignore_index)
-    : capacity_(queue_size), ignore_index_(ignore_index) {
+    : capacity_(queue_size), num_classes_(num_classes), ignore_index_(ignore_index) {
   const bool registered = owner.named_buffers(/*recurse=*/false).contains("queue_logits");
   if (queue_size == 0 && !registered) {
     return;
@@ -85,6 +85,39 @@ MemoryQueue::MemoryQueue(torch::nn::Module& owner, int64_t queue_size,
   targets = register_or_replace(owner, "queue_targets",
                                 torch::full({queue_size}, ignore_index, torch::kLong));
   ptr = register_or_replace(owner, "queue_ptr", torch::zeros({1}, torch::kLong));
+}
+
+void MemoryQueue::check_loaded(const std::string& loss_name,
+                               torch::serialize::InputArchive& archive) const {
+  if (!logits.defined()) { // queue_size 0 from the start: no buffers
+    torch::Tensor saved;
+    TORCH_CHECK(!archive.try_read("queue_logits", saved, /*is_buffer=*/true), loss_name,
+                ": the checkpoint holds a queue of ", saved.sizes(),
+                " logits but this module has queue_size 0; construct it with the "
+                "checkpoint's queue_size and num_classes");
+    return;
+  }
+  TORCH_CHECK(logits.dim() == 2 && logits.size(0) == capacity_ &&
+                  logits.size(1) == num_classes_,
+              loss_name, ": checkpoint queue_logits has shape ", logits.sizes(),
+              ", expected [", capacity_, ", ", num_classes_,
+              "] (queue_size, num_classes); construct the module with the "
+              "checkpoint's queue_size and num_classes");
+  TORCH_CHECK(at::isFloatingType(logits.scalar_type()), loss_name,
+              ": checkpoint queue_logits must be floating, got ", logits.scalar_type());
+  TORCH_CHECK(targets.dim() == 1 && targets.size(0) == capacity_, loss_name,
+              ": checkpoint queue_targets has shape ", targets.sizes(), ", expected [",
+              capacity_, "] (queue_size)");
+  TORCH_CHECK(at::isIntegralType(targets.scalar_type(), /*includeBool=*/false), loss_name,
+              ": checkpoint queue_targets must be integer, got ", targets.scalar_type());
+  TORCH_CHECK(ptr.numel() == 1 && at::isIntegralType(ptr.scalar_type(), false), loss_name,
+              ": checkpoint queue_ptr must be one integer, got shape ", ptr.sizes(),
+              " and dtype ", ptr.scalar_type());
+  if (capacity_ > 0) {
+    const int64_t position = ptr.item<int64_t>();
+    TORCH_CHECK(position >= 0 && position < capacity_, loss_name,
+                ": checkpoint queue_ptr must be in [0, ", capacity_, "), got ", position);
+  }
 }
 
 void MemoryQueue::reset() {
@@ -106,11 +139,18 @@ void MemoryQueue::follow(const torch::Tensor& live_logits) {
       logits.device() != live_logits.device()) {
     logits.set_data(logits.to(live_logits.options()));
   }
-  if (targets.scalar_type() != torch::kLong || targets.device() != live_logits.device()) {
-    targets.set_data(targets.to(live_logits.device(), torch::kLong));
+  if (targets.device() != live_logits.device()) {
+    targets.set_data(targets.to(live_logits.device()));
   }
-  if (ptr.scalar_type() != torch::kLong) {
-    ptr.set_data(ptr.to(torch::kLong));
+  keep_integer_dtypes();
+}
+
+void MemoryQueue::keep_integer_dtypes() {
+  torch::NoGradGuard no_grad;
+  for (auto* buffer : {&targets, &ptr}) {
+    if (buffer->defined() && buffer->scalar_type() != torch::kLong) {
+      buffer->set_data(buffer->to(torch::kLong));
+    }
   }
 }
 

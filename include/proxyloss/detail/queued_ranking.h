@@ -8,6 +8,7 @@
 #include "proxyloss/reduction.h"
 
 #include <torch/nn/module.h>
+#include <torch/serialize/input-archive.h>
 
 #include <functional>
 #include <string>
@@ -45,13 +46,22 @@ class MemoryQueue {
     return capacity_;
   }
   void reset();
-  // Makes the buffers follow the live logits' dtype and device, and restores
-  // integer targets/pointer after a module-wide `to(dtype)`.
+  // Makes the buffers follow the live logits' dtype and device.
   void follow(const torch::Tensor& logits);
+  // Gives queue_targets and queue_ptr back their int64 dtype after a
+  // module-wide to(dtype), which LibTorch applies to every buffer (the
+  // values are whole numbers far below 2^53, so the round trip is exact).
+  void keep_integer_dtypes();
   // Writes a detached copy of the batch at the pointer, wrapping around; a
   // batch of at least `capacity()` rows replaces the queue with its last rows
   // and resets the pointer.
   void enqueue(const torch::Tensor& logits, const torch::Tensor& targets);
+  // After a checkpoint was read into the buffers: throws c10::Error unless
+  // they are a queue of this one's shape (queue_size, num_classes), with
+  // floating logits, integer targets and a pointer in [0, queue_size). A
+  // module without a queue rejects a checkpoint that has one.
+  void check_loaded(const std::string& loss_name,
+                    torch::serialize::InputArchive& archive) const;
 
   torch::Tensor logits;
   torch::Tensor targets;
@@ -59,6 +69,7 @@ class MemoryQueue {
 
  private:
   int64_t capacity_ = 0;
+  int64_t num_classes_ = 1;
   int64_t ignore_index_ = -100;
 };
 

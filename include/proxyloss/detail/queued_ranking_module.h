@@ -8,6 +8,7 @@
 // Internal: users see SmoothAPLossImpl / RecallAtQuantileLossImpl.
 #pragma once
 
+#include "proxyloss/detail/checked_load.h"
 #include "proxyloss/detail/queued_ranking.h"
 #include "proxyloss/per_class_loss.h"
 #include "proxyloss/ranking_loss_control.h"
@@ -87,6 +88,26 @@ class QueuedRankingModule : public torch::nn::Cloneable<Derived>,
         [&self](const torch::Tensor& pool_logits, const torch::Tensor& labels) {
           return self.compute_per_class(pool_logits, labels);
         });
+  }
+
+  // module->to(dtype) converts the queue's logits only; targets and pointer
+  // stay int64 (LibTorch's Module::to would convert every buffer).
+  using torch::nn::Module::to;
+  void to(torch::Dtype dtype, bool non_blocking = false) override {
+    torch::nn::Module::to(dtype, non_blocking);
+    ranking_.queue().keep_integer_dtypes();
+  }
+  void to(torch::Device device, torch::Dtype dtype, bool non_blocking = false) override {
+    torch::nn::Module::to(device, dtype, non_blocking);
+    ranking_.queue().keep_integer_dtypes();
+  }
+
+  // torch::load: the queue of the checkpoint, checked against the options,
+  // or a c10::Error and the module unchanged.
+  void load(torch::serialize::InputArchive& archive) override {
+    load_or_leave_unchanged(*this, archive, Derived::kName, [this, &archive] {
+      ranking_.queue().check_loaded(Derived::kName, archive);
+    });
   }
 
   void reset_queue() override {
