@@ -154,6 +154,29 @@ TYPED_TEST(QueuedLossCheckpoint, PointerOutsideTheQueueIsAnError) {
   EXPECT_TRUE(unchanged(*module, before));
 }
 
+TYPED_TEST(QueuedLossCheckpoint, NonFiniteQueueIsAnError) {
+  auto source = filled(TypeParam::make(3, 16), 3, 1);
+  source->named_buffers()["queue_logits"][2][1] = std::nan("");
+  auto module = filled(TypeParam::make(3, 16), 3, 50);
+  const auto before = state_of(*module);
+  EXPECT_TRUE(throws_with([&] { load_from(module, serialized(source)); },
+                          {"queue_logits holds non-finite values"}));
+  EXPECT_TRUE(unchanged(*module, before));
+}
+
+TYPED_TEST(QueuedLossCheckpoint, IgnoredNonFiniteRowIsHarmlessAndLoads) {
+  auto source = TypeParam::make(3, 16);
+  auto [x, t] = batch(6, 3, 4);
+  x[2][0] = std::nan("");
+  t[2] = -100; // ignore_index: not in the pool
+  EXPECT_TRUE(torch::isfinite(source->forward(x, t)).all().template item<bool>());
+  EXPECT_EQ(source->named_buffers()["queue_ptr"].template item<int64_t>(), 6);
+  auto module = TypeParam::make(3, 16);
+  load_from(module, serialized(source));
+  EXPECT_TRUE(torch::equal(module->named_buffers()["queue_targets"],
+                           source->named_buffers()["queue_targets"]));
+}
+
 TYPED_TEST(QueuedLossCheckpoint, QueueOfAnotherFloatingDtypeLoads) {
   auto source = filled(TypeParam::make(3, 16), 3, 1);
   source->to(torch::kDouble); // the logits only: targets and pointer stay int64

@@ -113,6 +113,13 @@ void MemoryQueue::check_loaded(const std::string& loss_name,
   TORCH_CHECK(ptr.numel() == 1 && at::isIntegralType(ptr.scalar_type(), false), loss_name,
               ": checkpoint queue_ptr must be one integer, got shape ", ptr.sizes(),
               " and dtype ", ptr.scalar_type());
+  // Every row that can enter a pool is finite (forward relies on it).
+  TORCH_CHECK(torch::isfinite(logits)
+                  .all(/*dim=*/1)
+                  .logical_or(targets.eq(ignore_index_))
+                  .all()
+                  .item<bool>(),
+              loss_name, ": checkpoint queue_logits holds non-finite values");
   if (capacity_ > 0) {
     const int64_t position = ptr.item<int64_t>();
     TORCH_CHECK(position >= 0 && position < capacity_, loss_name,
@@ -304,8 +311,14 @@ std::tuple<torch::Tensor, torch::Tensor, torch::Tensor> QueuedRanking::forward(
     pool_logits = pool_logits.index_select(0, rows);
     pool_targets = pool_targets.index_select(0, rows);
   }
-  // The queue only ever holds finite rows, so this checks the live batch.
-  const bool finite = torch::isfinite(pool_logits.detach()).all().item<bool>();
+  // The queue's rows that can enter a pool are finite (enqueue and load see
+  // to it), so the live rows that enter it are the ones to check: O(N C),
+  // not O(M C).
+  const bool finite = torch::isfinite(logits.detach())
+                          .all(/*dim=*/1)
+                          .logical_or(live_targets.eq(config_.ignore_index))
+                          .all()
+                          .item<bool>();
   if (!finite && !warned_nonfinite_) {
     TORCH_WARN(name,
                ": non-finite logits (NaN or inf) in the ranking pool; the loss "

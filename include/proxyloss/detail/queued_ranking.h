@@ -58,7 +58,8 @@ class MemoryQueue {
   void enqueue(const torch::Tensor& logits, const torch::Tensor& targets);
   // After a checkpoint was read into the buffers: throws c10::Error unless
   // they are a queue of this one's shape (queue_size, num_classes), with
-  // floating logits, integer targets and a pointer in [0, queue_size). A
+  // floating logits, integer targets, finite logits in every row whose target
+  // is not ignore_index, and a pointer in [0, queue_size). A
   // module without a queue rejects a checkpoint that has one.
   void check_loaded(const std::string& loss_name,
                     torch::serialize::InputArchive& archive) const;
