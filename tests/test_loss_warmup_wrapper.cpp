@@ -239,16 +239,12 @@ TEST(LossWarmupWrapper, WarnsOnceWhenTheBatchHookIsNeverCalled) {
             1);
 }
 
-TEST(LossWarmupWrapper, CheckpointRoundTripContinuesTheSameSchedule) {
-  auto make = [] {
+// Trains a wrapper 7 steps (4 per epoch), saves and loads it into a fresh one,
+// then trains both 4 more steps: the same schedule and loss throughout.
+void expect_checkpoint_continues_the_schedule(const LossWarmupWrapperOptions& options) {
+  auto make = [&] {
     return LossWarmupWrapper(torch::nn::CrossEntropyLoss(),
-                             SmoothAPLoss(SmoothAPLossOptions(2).queue_size(16)),
-                             LossWarmupWrapperOptions()
-                                 .warmup_epochs(1)
-                                 .blend_epochs(2)
-                                 .temp_start(0.5)
-                                 .temp_end(0.05)
-                                 .temp_decay_steps(20));
+                             SmoothAPLoss(SmoothAPLossOptions(2).queue_size(16)), options);
   };
   auto run = [](LossWarmupWrapper& w, int64_t from, int64_t to) {
     for (int64_t step = from; step < to; ++step) {
@@ -278,6 +274,24 @@ TEST(LossWarmupWrapper, CheckpointRoundTripContinuesTheSameSchedule) {
   auto [x, t] = batch(6, 2, 999);
   EXPECT_EQ(loaded->forward(x.to(torch::kFloat), t).item<float>(),
             saved->forward(x.to(torch::kFloat), t).item<float>());
+}
+
+TEST(LossWarmupWrapper, CheckpointRoundTripContinuesTheSameSchedule) {
+  expect_checkpoint_continues_the_schedule(LossWarmupWrapperOptions()
+                                               .warmup_epochs(1)
+                                               .blend_epochs(2)
+                                               .temp_start(0.5)
+                                               .temp_end(0.05)
+                                               .temp_decay_steps(20));
+}
+
+TEST(LossWarmupWrapper, StepModeCheckpointRoundTripContinuesTheSameSchedule) {
+  expect_checkpoint_continues_the_schedule(LossWarmupWrapperOptions()
+                                               .warmup_steps(3)
+                                               .blend_steps(5)
+                                               .temp_start(0.5)
+                                               .temp_end(0.05)
+                                               .temp_decay_steps(6));
 }
 
 TEST(LossWarmupWrapper, CloneIsIndependent) {
