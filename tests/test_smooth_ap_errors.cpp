@@ -198,3 +198,19 @@ TEST(SmoothAPLossErrors, EditingTheQueueShapeNeedsReset) {
   EXPECT_EQ(loss->named_buffers()["queue_logits"].size(0), 16);
   EXPECT_NO_THROW(loss->forward(torch::randn({4, 2}), labels({0, 1, 0, 1})));
 }
+
+TEST(SmoothAPLossErrors, FunctionalChecksItsOptionsAndInputs) {
+  namespace F = proxyloss::functional;
+  const auto x = torch::randn({4, 3});
+  const auto t = torch::tensor({0, 1, 2, 0}, torch::kLong);
+  EXPECT_TRUE(throws_with([&] { F::smooth_ap_loss(x, t, F::SmoothAPLossFuncOptions(0)); },
+                          {"num_classes", "got 0"}));
+  EXPECT_TRUE(throws_with(
+      [&] { F::smooth_ap_loss(x, t, F::SmoothAPLossFuncOptions(3).temperature(0)); },
+      {"temperature", "got 0"}));
+  EXPECT_TRUE(throws_with([&] { F::smooth_ap_loss(x, t, F::SmoothAPLossFuncOptions(2)); },
+                          {"logits must have shape [N, 2]", "got [4, 3]"}));
+  EXPECT_TRUE(throws_with(
+      [&] { F::smooth_ap_loss(x, t.to(torch::kFloat), F::SmoothAPLossFuncOptions(3)); },
+      {"targets must be an integer tensor", "Float"}));
+}
