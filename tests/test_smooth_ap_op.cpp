@@ -157,7 +157,124 @@ TEST_P(SmoothAPOp, EmptyPoolGivesAllNaN) {
   EXPECT_TRUE(torch::isnan(ap).all().item<bool>());
 }
 
+// Positive pairs are evaluated once per unordered pair (sigmoid(d) to one,
+// sigmoid(-d) to the other; sigmoid' (ab_l - ab_k) antisymmetrically): classes
+// that are all or mostly positive, with ties among the positives, at
+// temperatures whose windows cover part of the class or all of it.
+TEST_P(SmoothAPOp, SymmetricPositivePairsMatchTheOracle) {
+  for (uint64_t seed = 0; seed < 4; ++seed) {
+    torch::manual_seed(seed);
+    const int64_t M = 700;
+    auto labels = torch::zeros({M}, torch::kLong); // class 0: every row
+    labels.narrow(0, 0, 100).fill_(1);             // class 1: 100 rows
+    auto scores = torch::randn({M, 2}, torch::kDouble);
+    if (seed % 2 == 1) {
+      scores = torch::round(scores * 4) / 4; // many ties, positives among them
+    }
+    for (const double tau : {0.02, 0.3, 5.0}) {
+      for (const auto dtype : {torch::kFloat, torch::kDouble}) {
+        expect_matches_oracle({scores.to(dtype), labels, tau});
+      }
+    }
+  }
+}
+
+// Large sides are factored by blocks of 512 sorted entries (one exp per
+// entry and one per anchor and block instead of one per pair); blocks whose
+// spread exceeds 32 tau are evaluated directly. A dense cluster with far
+// outliers gives both kinds of blocks, vectors across block boundaries and
+// windows that end inside a block.
+TEST_P(SmoothAPOp, FactoredAndDirectBlocksMatchTheOracle) {
+  for (uint64_t seed = 0; seed < 3; ++seed) {
+    torch::manual_seed(seed);
+    const int64_t M = 2500;
+    auto scores = torch::randn({M, 1}, torch::kDouble) * 0.2;
+    const auto outliers = torch::randperm(M, torch::kLong).narrow(0, 0, M / 10);
+    scores.index_put_({outliers}, torch::randn({M / 10, 1}, torch::kDouble) * 50);
+    auto labels =
+        torch::where(torch::rand({M}, torch::kDouble).lt(0.3),
+                     torch::zeros({M}, torch::kLong), torch::full({M}, -1, torch::kLong));
+    for (const double tau : {0.01, 0.1}) {
+      for (const auto dtype : {torch::kFloat, torch::kDouble}) {
+        expect_matches_oracle({scores.to(dtype), labels, tau});
+      }
+    }
+  }
+}
+
+// Pools of one to three rows; one positive among many negatives.
+TEST_P(SmoothAPOp, TinyPoolsMatchTheOracle) {
+  for (int64_t M = 1; M <= 3; ++M) {
+    for (uint64_t seed = 0; seed < 8; ++seed) {
+      torch::manual_seed(seed);
+      const auto scores = torch::randn({M, 2}, torch::kDouble);
+      auto labels = torch::randint(-1, 2, {M}, torch::kLong);
+      labels[0] = 0;
+      expect_matches_oracle({scores, labels, 0.5});
+    }
+  }
+  torch::manual_seed(0);
+  auto labels = torch::full({4096}, -1, torch::kLong);
+  labels[17] = 0;
+  expect_matches_oracle({torch::randn({4096, 1}, torch::kFloat), labels, 0.5});
+}
+
+// Sorting: negative and positive scores, -0 and +0, repeated values.
+TEST_P(SmoothAPOp, SignedZerosAndRepeatedScoresMatchTheOracle) {
+  const auto scores =
+      torch::tensor({0.0, -0.0, 1.5, -1.5, -0.0, 0.0, 2.0, -3.0, 1.5, -1.5},
+                    torch::kDouble)
+          .reshape({10, 1});
+  const auto labels = torch::tensor({0, 0, -1, 0, -1, -1, 0, -1, 0, -1}, torch::kLong);
+  for (const auto dtype : {torch::kFloat, torch::kDouble}) {
+    expect_matches_oracle({scores.to(dtype), labels, 0.3});
+  }
+}
+
 PROXYLOSS_INSTANTIATE_KERNEL_PATHS(SmoothAPOp);
+
+// The CPU forward saves each class's sort order for its backward; a backward
+// given another implementation's (empty) order sorts again, with the same
+// result.
+TEST(SmoothAPOpSavedOrder, BackwardWithoutTheForwardsOrderMatches) {
+  torch::manual_seed(3);
+  const auto scores = torch::randn({400, 3}, torch::kDouble);
+  const auto labels = torch::randint(-1, 3, {400}, torch::kLong);
+  const auto weights = torch::randn({3}, torch::kDouble);
+  auto x = scores.clone().requires_grad_(true);
+  weighted_sum(proxyloss::ops::smooth_ap(x, labels, 0.2), weights).backward();
+  auto y = scores.clone().requires_grad_(true);
+  torch::Tensor ap;
+  {
+    proxyloss::detail::ForceGenericKernels generic;
+    ap = proxyloss::ops::smooth_ap(y, labels, 0.2);
+  }
+  weighted_sum(ap, weights).backward(); // the fused backward, no saved order
+  EXPECT_LE(max_abs_diff(x.grad(), y.grad()),
+            kDoubleTol * std::max(1.0, max_abs(x.grad())));
+}
+
+// Column sums are kept per task and added in task order: the same input gives
+// bitwise the same output, also where the work is split between threads.
+TEST(SmoothAPOpDeterminism, RepeatedCallsAreBitwiseEqual) {
+  torch::manual_seed(11);
+  const int64_t M = 6000;
+  const auto scores = torch::randn({M, 2}, torch::kFloat);
+  auto labels = torch::zeros({M}, torch::kLong);
+  labels.narrow(0, 0, M / 10).fill_(1);
+  auto run = [&] {
+    auto x = scores.clone().requires_grad_(true);
+    const auto ap = proxyloss::ops::smooth_ap(x, labels, 0.5);
+    ap.sum().backward();
+    return std::make_pair(ap.detach(), x.grad());
+  };
+  const auto first = run();
+  for (int repeat = 0; repeat < 3; ++repeat) {
+    const auto again = run();
+    EXPECT_TRUE(torch::equal(first.first, again.first));
+    EXPECT_TRUE(torch::equal(first.second, again.second));
+  }
+}
 
 // At a large pool the float32 kernel keeps ~1e-6 relative accuracy against a
 // double reference, thanks to blockwise double accumulation.

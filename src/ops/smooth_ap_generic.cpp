@@ -30,7 +30,7 @@ ClassView view_class(const at::Tensor& scores, const at::Tensor& labels, int64_t
 
 } // namespace
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor> smooth_ap_forward_generic(
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> smooth_ap_forward_generic(
     const at::Tensor& scores, const at::Tensor& labels, double temperature) {
   check_smooth_ap_inputs(scores, labels, temperature);
   const int64_t M = scores.size(0);
@@ -61,13 +61,15 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> smooth_ap_forward_generic(
     }
   }
   auto ap = ap_from_ranks(scores, labels, rank_all, rank_pos, counts, nonfinite);
-  return {ap, rank_all, rank_pos};
+  // Nothing else to save: backward recomputes its masks from the labels.
+  return {ap, rank_all, rank_pos, at::empty({0}, labels.options())};
 }
 
 at::Tensor smooth_ap_backward_generic(const at::Tensor& grad_ap, const at::Tensor& scores,
                                       const at::Tensor& labels,
                                       const at::Tensor& rank_all,
-                                      const at::Tensor& rank_pos, double temperature) {
+                                      const at::Tensor& rank_pos,
+                                      const at::Tensor& /*order*/, double temperature) {
   check_smooth_ap_inputs(scores, labels, temperature);
   const int64_t M = scores.size(0);
   const int64_t C = scores.size(1);

@@ -9,8 +9,12 @@
 //     ap[c]       = mean over positives of rank_pos / rank_all
 //   ap[c] is NaN when P_c == 0 or when column c holds a non-finite score
 //   (its gradient column is then NaN too, unless its incoming gradient is 0).
-//   Forward saves only rank_all and rank_pos ([M], O(M) memory); the [P, M]
-//   pairwise matrix is never materialised whole.
+//   Forward returns (ap, rank_all, rank_pos, order), saved for backward:
+//   rank_all and rank_pos are [M]; order is what the implementation needs to
+//   skip work in backward (the CPU one: each class's sort order, [C, M]
+//   int64; the generic one: an empty tensor). Every backward accepts any
+//   order, recomputing what it needs when the order is not its own. The
+//   [P, M] pairwise matrix is never materialised whole.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -51,18 +55,20 @@ std::tuple<at::Tensor, at::Tensor> rank_coefficients(const at::Tensor& grad_ap,
 void poison_nonfinite_columns(at::Tensor& grad_scores, const at::Tensor& grad_ap,
                               const at::Tensor& nonfinite);
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor> smooth_ap_forward_cpu(
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> smooth_ap_forward_cpu(
     const at::Tensor& scores, const at::Tensor& labels, double temperature);
 at::Tensor smooth_ap_backward_cpu(const at::Tensor& grad_ap, const at::Tensor& scores,
                                   const at::Tensor& labels, const at::Tensor& rank_all,
-                                  const at::Tensor& rank_pos, double temperature);
+                                  const at::Tensor& rank_pos, const at::Tensor& order,
+                                  double temperature);
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor> smooth_ap_forward_generic(
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> smooth_ap_forward_generic(
     const at::Tensor& scores, const at::Tensor& labels, double temperature);
 at::Tensor smooth_ap_backward_generic(const at::Tensor& grad_ap, const at::Tensor& scores,
                                       const at::Tensor& labels,
                                       const at::Tensor& rank_all,
-                                      const at::Tensor& rank_pos, double temperature);
+                                      const at::Tensor& rank_pos, const at::Tensor& order,
+                                      double temperature);
 
 } // namespace ops_impl
 } // namespace proxyloss

@@ -2,9 +2,9 @@
 //
 //   proxyloss::smooth_ap(scores, labels, temperature) -> ap
 //       the differentiable entry point (Autograd kernel below);
-//   proxyloss::smooth_ap_forward(...) -> (ap, rank_all, rank_pos)
+//   proxyloss::smooth_ap_forward(...) -> (ap, rank_all, rank_pos, order)
 //   proxyloss::smooth_ap_backward(grad_ap, scores, labels, rank_all, rank_pos,
-//                                 temperature) -> grad_scores
+//                                 order, temperature) -> grad_scores
 //       the kernels: a fused CPU one, and a device-generic one built from
 //       ATen ops (CompositeExplicitAutograd) for every other device.
 #include "ops/smooth_ap_impl.h"
@@ -20,25 +20,27 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor> call_forward(const at::Tensor& scores,
-                                                            const at::Tensor& labels,
-                                                            double temperature) {
-  static auto op = c10::Dispatcher::singleton()
-                       .findSchemaOrThrow("proxyloss::smooth_ap_forward", "")
-                       .typed<std::tuple<at::Tensor, at::Tensor, at::Tensor>(
-                           const at::Tensor&, const at::Tensor&, double)>();
+using ForwardResult = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor>;
+
+ForwardResult call_forward(const at::Tensor& scores, const at::Tensor& labels,
+                           double temperature) {
+  static auto op =
+      c10::Dispatcher::singleton()
+          .findSchemaOrThrow("proxyloss::smooth_ap_forward", "")
+          .typed<ForwardResult(const at::Tensor&, const at::Tensor&, double)>();
   return op.call(scores, labels, temperature);
 }
 
 at::Tensor call_backward(const at::Tensor& grad_ap, const at::Tensor& scores,
                          const at::Tensor& labels, const at::Tensor& rank_all,
-                         const at::Tensor& rank_pos, double temperature) {
-  static auto op =
-      c10::Dispatcher::singleton()
-          .findSchemaOrThrow("proxyloss::smooth_ap_backward", "")
-          .typed<at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&,
-                            const at::Tensor&, const at::Tensor&, double)>();
-  return op.call(grad_ap, scores, labels, rank_all, rank_pos, temperature);
+                         const at::Tensor& rank_pos, const at::Tensor& order,
+                         double temperature) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("proxyloss::smooth_ap_backward", "")
+                       .typed<at::Tensor(const at::Tensor&, const at::Tensor&,
+                                         const at::Tensor&, const at::Tensor&,
+                                         const at::Tensor&, const at::Tensor&, double)>();
+  return op.call(grad_ap, scores, labels, rank_all, rank_pos, order, temperature);
 }
 
 class SmoothAPFunction : public torch::autograd::Function<SmoothAPFunction> {
@@ -49,8 +51,9 @@ class SmoothAPFunction : public torch::autograd::Function<SmoothAPFunction> {
     at::Tensor ap;
     at::Tensor rank_all;
     at::Tensor rank_pos;
-    std::tie(ap, rank_all, rank_pos) = call_forward(scores, labels, temperature);
-    ctx->save_for_backward({scores, labels, rank_all, rank_pos});
+    at::Tensor order;
+    std::tie(ap, rank_all, rank_pos, order) = call_forward(scores, labels, temperature);
+    ctx->save_for_backward({scores, labels, rank_all, rank_pos, order});
     ctx->saved_data["temperature"] = temperature;
     return ap;
   }
@@ -59,7 +62,7 @@ class SmoothAPFunction : public torch::autograd::Function<SmoothAPFunction> {
     const auto saved = ctx->get_saved_variables();
     const double temperature = ctx->saved_data["temperature"].toDouble();
     auto grad_scores = call_backward(grad_outputs[0], saved[0], saved[1], saved[2],
-                                     saved[3], temperature);
+                                     saved[3], saved[4], temperature);
     return {grad_scores, at::Tensor(), at::Tensor()};
   }
 };
@@ -94,10 +97,10 @@ TORCH_LIBRARY(proxyloss, m) {
   m.def("smooth_ap(Tensor scores, Tensor labels, float temperature) -> Tensor");
   m.def(
       "smooth_ap_forward(Tensor scores, Tensor labels, float temperature)"
-      " -> (Tensor, Tensor, Tensor)");
+      " -> (Tensor, Tensor, Tensor, Tensor)");
   m.def(
       "smooth_ap_backward(Tensor grad_ap, Tensor scores, Tensor labels,"
-      " Tensor rank_all, Tensor rank_pos, float temperature) -> Tensor");
+      " Tensor rank_all, Tensor rank_pos, Tensor order, float temperature) -> Tensor");
 }
 
 TORCH_LIBRARY_IMPL(proxyloss, Autograd, m) {
