@@ -10,10 +10,11 @@ if [ "${PROXYLOSS_SKIP_DEPS:-0}" = 1 ]; then
 fi
 
 packages=(
-  build-essential cmake     # compiler and build system
+  build-essential cmake     # compiler (with the ASan/UBSan runtimes) and build system
   libtorch-dev              # LibTorch 1.13 (CPU)
   libsleef-dev              # SLEEF, for the AVX2 build of the CPU kernels
   libgtest-dev              # GoogleTest
+  librapidcheck-dev         # rapidcheck, for the property-based tests
   libbenchmark-dev          # Google Benchmark
   ccache                    # faster rebuilds (optional, used when present)
   jq                        # bench/run_benchmarks.sh reads benchmark JSON
