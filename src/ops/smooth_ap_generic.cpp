@@ -98,9 +98,12 @@ at::Tensor smooth_ap_backward_generic(const at::Tensor& grad_ap, const at::Tenso
       const auto anchors = cls.column.index_select(0, rows).unsqueeze(1);
       const auto a = coef_all.index_select(0, rows).unsqueeze(1);
       const auto b = coef_pos.index_select(0, rows).unsqueeze(1) - a;
-      const auto sig = ((cls.column.unsqueeze(0) - anchors) * inv_tau).sigmoid();
+      // sigmoid'(d) = e / (1 + e)^2 with e = exp(-|d|): full relative precision
+      // for any d (sig * (1 - sig) cancels once sig is near 1).
+      const auto e = ((cls.column.unsqueeze(0) - anchors) * inv_tau).abs().neg().exp();
+      const auto sigmoid_prime = e / (1 + e).square();
       // w_kj = sigmoid'(d_kj) / tau * (a_k + [j positive] b_k): +w to j, -w to k.
-      const auto w = sig * (1 - sig) * inv_tau * (a + b * cls.pos_mask.unsqueeze(0));
+      const auto w = sigmoid_prime * inv_tau * (a + b * cls.pos_mask.unsqueeze(0));
       grad_column += w.sum(0);
       grad_column.index_add_(0, rows, -w.sum(1));
     }
