@@ -57,8 +57,9 @@ std::vector<std::pair<std::string, torch::Tensor>> state_of(const torch::nn::Mod
   return state;
 }
 
-::testing::AssertionResult unchanged(const torch::nn::Module& module,
-                                     const std::vector<std::pair<std::string, torch::Tensor>>& before) {
+::testing::AssertionResult unchanged(
+    const torch::nn::Module& module,
+    const std::vector<std::pair<std::string, torch::Tensor>>& before) {
   const auto after = state_of(module);
   if (after.size() != before.size()) {
     return ::testing::AssertionFailure() << "buffer count changed";
@@ -110,23 +111,26 @@ TYPED_TEST(QueuedLossCheckpoint, GarbageBytesAreAnErrorAndLeaveTheModuleUnchange
   EXPECT_TRUE(unchanged(*module, before));
 }
 
-TYPED_TEST(QueuedLossCheckpoint, QueueOfAnotherShapeIsAnErrorAndLeavesTheModuleUnchanged) {
+TYPED_TEST(QueuedLossCheckpoint,
+           QueueOfAnotherShapeIsAnErrorAndLeavesTheModuleUnchanged) {
   struct Case {
     int64_t num_classes, queue_size;
     std::string cause;
   };
   const std::vector<Case> cases = {
       {3, 8, "queue_logits has shape [8, 3], expected [16, 3] (queue_size, num_classes)"},
-      {2, 16, "queue_logits has shape [16, 2], expected [16, 3] (queue_size, num_classes)"},
+      {2, 16,
+       "queue_logits has shape [16, 2], expected [16, 3] (queue_size, num_classes)"},
       {3, 0, "queue_logits"}, // the checkpoint has no queue at all
   };
   for (const auto& c : cases) {
-    const auto bytes =
-        serialized(filled(TypeParam::make(c.num_classes, c.queue_size), c.num_classes, 1));
+    const auto bytes = serialized(
+        filled(TypeParam::make(c.num_classes, c.queue_size), c.num_classes, 1));
     auto module = filled(TypeParam::make(3, 16), 3, 50);
     const auto before = state_of(*module);
-    EXPECT_TRUE(throws_with([&] { load_from(module, bytes); },
-                            {"cannot load the checkpoint (the module is unchanged)", c.cause}))
+    EXPECT_TRUE(
+        throws_with([&] { load_from(module, bytes); },
+                    {"cannot load the checkpoint (the module is unchanged)", c.cause}))
         << c.num_classes << " " << c.queue_size;
     EXPECT_TRUE(unchanged(*module, before));
     // And the module still works with its own queue.
@@ -240,7 +244,9 @@ TEST(LossWarmupWrapperCheckpoint, BadScheduleStateIsAnErrorAndLeavesTheWrapperUn
     torch::Tensor schedule;
     std::string message;
   };
-  const auto state = [](std::vector<double> v) { return torch::tensor(v, torch::kDouble); };
+  const auto state = [](std::vector<double> v) {
+    return torch::tensor(v, torch::kDouble);
+  };
   const std::vector<Case> cases = {
       {state({1, 2, 3}), "schedule state must have 5 entries, got shape [3]"},
       {state({1.5, 0, -2, 0, nan}), "epoch must be a whole number, got 1.5"},
@@ -273,7 +279,8 @@ TEST(FairLossCheckpoint, WeightRoundTripsAndAnotherSizeIsAnError) {
   FairLoss other(FairLossOptions().weight(torch::ones({4})));
   const auto before = state_of(*other);
   EXPECT_TRUE(throws_with([&] { load_from(other, serialized(source)); },
-                          {"FairLoss: cannot load", "weight has shape [3]", "expected floating with shape [4]"}));
+                          {"FairLoss: cannot load", "weight has shape [3]",
+                           "expected floating with shape [4]"}));
   EXPECT_TRUE(unchanged(*other, before));
 }
 

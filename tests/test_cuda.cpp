@@ -51,8 +51,8 @@ TEST_F(OnCuda, FairLossOpMatchesCpu) {
   const auto weight = torch::rand({11}, torch::kDouble) + 0.5;
   auto run = [&](const torch::Device& device) {
     auto x = logits.to(device).clone().requires_grad_(true);
-    auto loss = proxyloss::ops::fair_loss(x, targets.to(device), weight.to(device),
-                                          50.0, 30.0, -100, 0.1);
+    auto loss = proxyloss::ops::fair_loss(x, targets.to(device), weight.to(device), 50.0,
+                                          30.0, -100, 0.1);
     loss.sum().backward();
     return std::make_pair(loss.detach().cpu(), x.grad().cpu());
   };
@@ -79,7 +79,8 @@ void expect_queued_steps_match(const Options& options, const torch::Device& cuda
     const auto loss_gpu = on_gpu(x_gpu, targets.to(cuda));
     loss_cpu.backward();
     loss_gpu.backward();
-    EXPECT_NEAR(loss_cpu.template item<double>(), loss_gpu.template item<double>(), 1e-5) << step;
+    EXPECT_NEAR(loss_cpu.template item<double>(), loss_gpu.template item<double>(), 1e-5)
+        << step;
     EXPECT_LT(max_abs_diff(x_cpu.grad(), x_gpu.grad().cpu()), 1e-5) << step;
   }
   for (const auto& buffer : on_gpu->buffers()) {

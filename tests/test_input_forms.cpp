@@ -43,7 +43,8 @@ std::vector<LossCase> loss_cases() {
                    }});
   cases.push_back({"RecallAtQuantileLoss", 3, [](const auto& x, const auto& t) {
                      return RecallAtQuantileLoss(
-                         RecallAtQuantileLossOptions(3).queue_size(32).quantile(0.2))(x, t);
+                         RecallAtQuantileLossOptions(3).queue_size(32).quantile(0.2))(x,
+                                                                                      t);
                    }});
   cases.push_back({"LossWarmupWrapper", 3, [](const auto& x, const auto& t) {
                      LossWarmupWrapper wrapper(
@@ -67,9 +68,10 @@ std::vector<LossCase> loss_cases() {
   cases.push_back({"SigmoidFocalLoss", 3,
                    [](const auto& x, const auto& t) { return SigmoidFocalLoss()(x, t); },
                    one_hot, false});
-  cases.push_back({"sigmoid_focal_loss", 3,
-                   [](const auto& x, const auto& t) { return F::sigmoid_focal_loss(x, t); },
-                   one_hot, false});
+  cases.push_back(
+      {"sigmoid_focal_loss", 3,
+       [](const auto& x, const auto& t) { return F::sigmoid_focal_loss(x, t); }, one_hot,
+       false});
   return cases;
 }
 

@@ -244,7 +244,8 @@ TEST(LossWarmupWrapper, WarnsOnceWhenTheBatchHookIsNeverCalled) {
 void expect_checkpoint_continues_the_schedule(const LossWarmupWrapperOptions& options) {
   auto make = [&] {
     return LossWarmupWrapper(torch::nn::CrossEntropyLoss(),
-                             SmoothAPLoss(SmoothAPLossOptions(2).queue_size(16)), options);
+                             SmoothAPLoss(SmoothAPLossOptions(2).queue_size(16)),
+                             options);
   };
   auto run = [](LossWarmupWrapper& w, int64_t from, int64_t to) {
     for (int64_t step = from; step < to; ++step) {

@@ -25,7 +25,8 @@ struct Step {
 using Training = std::function<std::vector<Step>(uint64_t seed)>;
 
 template <typename Module>
-Training training(std::function<Module()> make, int64_t num_classes, bool one_hot = false) {
+Training training(std::function<Module()> make, int64_t num_classes,
+                  bool one_hot = false) {
   return [=](uint64_t seed) {
     auto module = make();
     auto generator = at::detail::createCPUGenerator(seed);
@@ -78,7 +79,10 @@ void expect_thread_safe(const Training& train) {
 
 TEST(ThreadSafety, SmoothAPLoss) {
   expect_thread_safe(training<proxyloss::SmoothAPLoss>(
-      [] { return proxyloss::SmoothAPLoss(proxyloss::SmoothAPLossOptions(4).queue_size(2048)); },
+      [] {
+        return proxyloss::SmoothAPLoss(
+            proxyloss::SmoothAPLossOptions(4).queue_size(2048));
+      },
       4));
 }
 
@@ -105,7 +109,9 @@ TEST(ThreadSafety, LossWarmupWrapper) {
 
 TEST(ThreadSafety, FairLoss) {
   expect_thread_safe(training<proxyloss::FairLoss>(
-      [] { return proxyloss::FairLoss(proxyloss::FairLossOptions().smooth_max_beta(20)); },
+      [] {
+        return proxyloss::FairLoss(proxyloss::FairLossOptions().smooth_max_beta(20));
+      },
       50));
 }
 

@@ -81,8 +81,8 @@ void load_or_leave_unchanged(torch::nn::Module& module,
     cause = error.what();
   }
   before.restore();
-  TORCH_CHECK(false, module_name, ": cannot load the checkpoint (the module is unchanged): ",
-              cause);
+  TORCH_CHECK(false, module_name,
+              ": cannot load the checkpoint (the module is unchanged): ", cause);
 }
 
 } // namespace detail

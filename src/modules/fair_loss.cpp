@@ -122,10 +122,11 @@ void FairLossImpl::load(torch::serialize::InputArchive& archive) {
                   " but this module has none; construct it with a weight of that shape");
       return;
     }
-    TORCH_CHECK(weight.sizes().vec() == expected && at::isFloatingType(weight.scalar_type()),
-                "checkpoint weight has shape ", weight.sizes(), " and dtype ",
-                weight.scalar_type(), ", expected floating with shape ",
-                c10::IntArrayRef(expected));
+    TORCH_CHECK(
+        weight.sizes().vec() == expected && at::isFloatingType(weight.scalar_type()),
+        "checkpoint weight has shape ", weight.sizes(), " and dtype ",
+        weight.scalar_type(), ", expected floating with shape ",
+        c10::IntArrayRef(expected));
   });
 }
 

@@ -55,14 +55,14 @@ void check_options(const LossWarmupWrapperOptions& o) {
 void check_schedule_state(const torch::Tensor& state) {
   const char* name = "LossWarmupWrapper";
   TORCH_CHECK(state.dim() == 1 && state.size(0) == kStateSize, name,
-              ": checkpoint schedule state must have ", kStateSize, " entries, got shape ",
-              state.sizes());
+              ": checkpoint schedule state must have ", kStateSize,
+              " entries, got shape ", state.sizes());
   const auto* s = state.data_ptr<double>();
   const char* fields[] = {"epoch", "global_step", "switch_step"};
   for (int i = 0; i < 3; ++i) {
-    TORCH_CHECK(std::isfinite(s[i]) && s[i] == std::floor(s[i]) && std::abs(s[i]) < 0x1p53,
-                name, ": checkpoint schedule ", fields[i], " must be a whole number, got ",
-                s[i]);
+    TORCH_CHECK(
+        std::isfinite(s[i]) && s[i] == std::floor(s[i]) && std::abs(s[i]) < 0x1p53, name,
+        ": checkpoint schedule ", fields[i], " must be a whole number, got ", s[i]);
   }
   TORCH_CHECK(s[2] >= -2, name, ": checkpoint schedule switch_step must be >= -2, got ",
               s[2]);

@@ -97,12 +97,12 @@ void MemoryQueue::check_loaded(const std::string& loss_name,
                 "checkpoint's queue_size and num_classes");
     return;
   }
-  TORCH_CHECK(logits.dim() == 2 && logits.size(0) == capacity_ &&
-                  logits.size(1) == num_classes_,
-              loss_name, ": checkpoint queue_logits has shape ", logits.sizes(),
-              ", expected [", capacity_, ", ", num_classes_,
-              "] (queue_size, num_classes); construct the module with the "
-              "checkpoint's queue_size and num_classes");
+  TORCH_CHECK(
+      logits.dim() == 2 && logits.size(0) == capacity_ && logits.size(1) == num_classes_,
+      loss_name, ": checkpoint queue_logits has shape ", logits.sizes(), ", expected [",
+      capacity_, ", ", num_classes_,
+      "] (queue_size, num_classes); construct the module with the "
+      "checkpoint's queue_size and num_classes");
   TORCH_CHECK(at::isFloatingType(logits.scalar_type()), loss_name,
               ": checkpoint queue_logits must be floating, got ", logits.scalar_type());
   TORCH_CHECK(targets.dim() == 1 && targets.size(0) == capacity_, loss_name,
