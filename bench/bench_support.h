@@ -2,11 +2,15 @@
 #pragma once
 
 #include <ATen/Parallel.h>
+#include <benchmark/benchmark.h>
+#include <proxyloss/detail/kernel_selection.h>
+#include <torch/version.h>
 
 #include <sys/resource.h>
 
 #include <algorithm>
 #include <cstdlib>
+#include <string>
 #include <thread>
 
 namespace bench_support {
@@ -24,6 +28,16 @@ inline int configure_threads() {
   n = std::max(n, 1);
   at::set_num_threads(n);
   return n;
+}
+
+// configure_threads(), and the run's threads, LibTorch version and CPU
+// kernel capability recorded in the benchmark output's context.
+inline void configure_run() {
+  const int threads = configure_threads();
+  benchmark::AddCustomContext("threads", std::to_string(threads));
+  benchmark::AddCustomContext("libtorch", TORCH_VERSION);
+  benchmark::AddCustomContext("cpu_capability",
+                              proxyloss::detail::active_cpu_capability());
 }
 
 // The process's peak resident set size so far, in MiB.

@@ -66,11 +66,7 @@ void register_case(Impl impl, int64_t N, int64_t C) {
 } // namespace
 
 int main(int argc, char** argv) {
-  const int threads = bench_support::configure_threads();
-  benchmark::AddCustomContext("threads", std::to_string(threads));
-  benchmark::AddCustomContext("libtorch", TORCH_VERSION);
-  benchmark::AddCustomContext("cpu_capability",
-                              proxyloss::detail::active_cpu_capability());
+  bench_support::configure_run();
   for (const int64_t C : {1000, 10}) {
     register_case(Impl::FairLoss, 65536, C);
     register_case(Impl::CrossEntropy, 65536, C);

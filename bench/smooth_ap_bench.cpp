@@ -145,11 +145,7 @@ void configure(benchmark::internal::Benchmark* b, bool slow) {
 } // namespace
 
 int main(int argc, char** argv) {
-  const int threads = bench_support::configure_threads();
-  benchmark::AddCustomContext("threads", std::to_string(threads));
-  benchmark::AddCustomContext("libtorch", TORCH_VERSION);
-  benchmark::AddCustomContext("cpu_capability",
-                              proxyloss::detail::active_cpu_capability());
+  bench_support::configure_run();
 
   std::vector<Case> cases;
   for (const double tau : {0.01, 0.5}) {

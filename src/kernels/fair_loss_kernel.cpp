@@ -16,6 +16,7 @@
 //    and the per-row algebra is vectorized too. Sums of fewer than
 //    kTileMaxClasses terms and the algebra stay in T.
 #include "kernels/fair_loss_kernel.h"
+#include "kernels/per_capability.h"
 
 #include <ATen/Parallel.h>
 #include <ATen/cpu/vec/vec.h>
@@ -24,10 +25,6 @@
 #include <cmath>
 #include <limits>
 #include <vector>
-
-#ifndef CPU_CAPABILITY
-#error "CPU_CAPABILITY must be defined (DEFAULT or AVX2) by the build"
-#endif
 
 namespace proxyloss {
 namespace kernels {
@@ -552,10 +549,7 @@ void backward(const FairLossProblem<T>& p, const T* grad_loss,
 } // namespace
 } // namespace CPU_CAPABILITY
 
-#define PROXYLOSS_CONCAT_INNER(a, b) a##b
-#define PROXYLOSS_CONCAT(a, b) PROXYLOSS_CONCAT_INNER(a, b)
-
-const FairLossKernels& PROXYLOSS_CONCAT(fair_loss_kernels_, CPU_CAPABILITY)() {
+const FairLossKernels& PROXYLOSS_PER_CAPABILITY(fair_loss_kernels_)() {
   static const FairLossKernels table{
       &CPU_CAPABILITY::forward<float>,
       &CPU_CAPABILITY::forward<double>,

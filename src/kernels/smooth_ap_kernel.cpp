@@ -5,6 +5,7 @@
 // selects at::vec's implementation and names the namespace below, so the two
 // copies never collide.
 #include "kernels/smooth_ap_kernel.h"
+#include "kernels/per_capability.h"
 
 #include <ATen/Parallel.h>
 #include <ATen/cpu/vec/functional.h>
@@ -15,10 +16,6 @@
 #include <cstring>
 #include <utility>
 #include <vector>
-
-#ifndef CPU_CAPABILITY
-#error "CPU_CAPABILITY must be defined (DEFAULT or AVX2) by the build"
-#endif
 
 namespace proxyloss {
 namespace kernels {
@@ -721,10 +718,7 @@ void backward(const T* pos, int64_t P, const T* neg, int64_t N, T inv_tau,
 } // namespace
 } // namespace CPU_CAPABILITY
 
-#define PROXYLOSS_CONCAT_INNER(a, b) a##b
-#define PROXYLOSS_CONCAT(a, b) PROXYLOSS_CONCAT_INNER(a, b)
-
-const SmoothAPKernels& PROXYLOSS_CONCAT(smooth_ap_kernels_, CPU_CAPABILITY)() {
+const SmoothAPKernels& PROXYLOSS_PER_CAPABILITY(smooth_ap_kernels_)() {
   static const SmoothAPKernels table{
       &CPU_CAPABILITY::forward<float>,
       &CPU_CAPABILITY::forward<double>,
