@@ -3,8 +3,8 @@
 
 #include <ATen/Parallel.h>
 #include <benchmark/benchmark.h>
-#include <proxyloss/detail/kernel_selection.h>
 #include <torch/version.h>
+#include "ops/cpu/kernel_selection.h"
 
 #include <sys/resource.h>
 

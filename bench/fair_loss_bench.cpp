@@ -5,8 +5,8 @@
 //
 // Threads: OMP_NUM_THREADS if set, else every hardware thread (printed in
 // the context). Compare the `median` rows of the two implementations.
-#include <proxyloss/detail/kernel_selection.h>
 #include <proxyloss/fair_loss.h>
+#include "ops/cpu/kernel_selection.h"
 
 #include "bench_support.h"
 

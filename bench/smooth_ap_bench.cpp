@@ -14,8 +14,8 @@
 // (getrusage) at the end of the run. The peak is per process, so compare it
 // only between cases run in separate processes: bench/run_benchmarks.sh does
 // that, one `--benchmark_filter` per case.
-#include <proxyloss/detail/kernel_selection.h>
 #include <proxyloss/proxyloss.h>
+#include "ops/cpu/kernel_selection.h"
 
 #include <support/ranking_oracle.h>
 

@@ -19,6 +19,8 @@ packages=(
   ccache                    # faster rebuilds (optional, used when present)
   jq                        # bench/run_benchmarks.sh reads benchmark JSON
   libcli11-dev              # CLI11, the demos' command-line parser (header-only)
+  python3-torch             # Python torch on the same LibTorch: the ops from Python
+  python3-pytest            # pytest, for the Python tests
 )
 # Optional, not installed here: gnuplot-nox, with which the demos also draw
 # PNG plots beside their CSV files (--out DIR).

@@ -381,7 +381,8 @@ TEST(FairLoss, WeightIsABufferThatFollowsTheModule) {
 }
 
 TEST(FairLoss, SaveAndLoadRoundTripTheWeight) {
-  const std::string path = ::testing::TempDir() + "fair_loss_weight.pt";
+  const test_support::UniqueTempFile file("fair_loss_weight");
+  const std::string& path = file.path();
   FairLoss saved(FairLossOptions().weight(torch::tensor({0.5f, 2.0f})));
   torch::save(saved, path);
   FairLoss loaded(FairLossOptions().weight(torch::zeros({2})));
@@ -392,7 +393,6 @@ TEST(FairLoss, SaveAndLoadRoundTripTheWeight) {
   FairLoss loaded_unweighted;
   torch::load(loaded_unweighted, path);
   EXPECT_FALSE(loaded_unweighted->weight.defined());
-  std::remove(path.c_str());
 }
 
 TEST(FairLoss, CloneCopiesOptionsAndWeight) {

@@ -175,13 +175,13 @@ TEST(FairLossErrors, TargetsOutsideTheClassesThatAreNotIgnoredAreErrors) {
       [] {
         FairLoss()(torch::randn({4, 3}), labels({0, 3, 1, -1}));
       },
-      {"targets", "[0, 3)", "ignore_index (-100)", "got [3, -1]", "rows [1, 3]"}));
+      {"targets", "[0, 3)", "ignore_index=-100", "got [3, -1]", "rows [1, 3]"}));
   EXPECT_TRUE(throws_with(
       [] {
         FairLoss(FairLossOptions().ignore_index(-1))(torch::randn({2, 3}),
                                                      labels({-100, 0}));
       },
-      {"targets", "ignore_index (-1)", "got [-100]"}));
+      {"targets", "ignore_index=-1", "got [-100]"}));
   EXPECT_NO_THROW(FairLoss(FairLossOptions().ignore_index(-1))(torch::randn({2, 3}),
                                                                labels({-1, 2})));
 }

@@ -5,8 +5,8 @@
 #include "support/random_fair_batches.h"
 #include "support/test_support.h"
 
-#include <proxyloss/detail/kernel_selection.h>
 #include <proxyloss/fair_loss_op.h>
+#include "ops/cpu/kernel_selection.h"
 
 #include <cmath>
 #include <memory>

@@ -259,12 +259,10 @@ void expect_checkpoint_continues_the_schedule(const LossWarmupWrapperOptions& op
   };
   auto saved = make();
   run(saved, 0, 7);
-  const auto path =
-      (std::filesystem::temp_directory_path() / "proxyloss_wrapper.pt").string();
-  torch::save(saved, path);
+  const test_support::UniqueTempFile file("wrapper");
+  torch::save(saved, file.path());
   auto loaded = make();
-  torch::load(loaded, path);
-  std::remove(path.c_str());
+  torch::load(loaded, file.path());
   EXPECT_EQ(loaded->in_blend(), saved->in_blend());
   EXPECT_EQ(loaded->main_weight(), saved->main_weight());
   EXPECT_EQ(*loaded->current_temperature(), *saved->current_temperature());

@@ -13,10 +13,9 @@
 #include "support/ranking_oracle.h"
 #include "support/test_support.h"
 
-#include <proxyloss/detail/kernel_selection.h>
-#include <proxyloss/detail/quantile.h>
 #include <proxyloss/fair_loss_op.h>
 #include <proxyloss/ops.h>
+#include "ops/cpu/kernel_selection.h"
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <rapidcheck/gtest.h>
@@ -557,8 +556,7 @@ RC_GTEST_PROP(QuantileProperties, SelectionEqualsTorchQuantileBitForBit, ()) {
                    [](int64_t k) { return std::ldexp(double(k), -53); }));
   for (const char* mode : {"linear", "lower", "higher", "nearest", "midpoint"}) {
     const auto want = torch::quantile(values, q, c10::nullopt, false, mode);
-    const auto got = proxyloss::detail::quantile_by_selection(
-        values, q, proxyloss::detail::parse_interpolation(mode, "mode"));
+    const auto got = proxyloss::ops::selection_quantile(values, q, mode);
     RC_LOG() << "mode " << mode << ": got " << got.item<double>() << ", torch "
              << want.item<double>() << "\n";
     RC_ASSERT(got.scalar_type() == dtype);

@@ -5,16 +5,17 @@
 #include "support/ranking_oracle.h"
 #include "support/test_support.h"
 
-#include <proxyloss/detail/kernel_selection.h>
-#include <proxyloss/detail/quantile.h>
 #include <proxyloss/proxyloss.h>
+#include "ops/cpu/kernel_selection.h"
+#include "ops/selection_quantile.h"
 
-#include <filesystem>
+#include <cmath>
+#include <memory>
 #include <random>
+#include <vector>
 
 using proxyloss::RecallAtQuantileLoss;
 using proxyloss::RecallAtQuantileLossOptions;
-using proxyloss::detail::QuantileInterpolation;
 using test_support::max_abs;
 using test_support::max_abs_diff;
 using test_support::throws_with;
@@ -48,8 +49,7 @@ TEST(QuantileBySelection, EqualsTorchQuantileForEveryModeWithTiesAndDuplicates) 
       for (const double q : levels) {
         for (const auto& mode : kModes) {
           const auto want = torch::quantile(typed, q, c10::nullopt, false, mode);
-          const auto got = proxyloss::detail::quantile_by_selection(
-              typed, q, proxyloss::detail::parse_interpolation(mode, "mode"));
+          const auto got = proxyloss::ops::selection_quantile(typed, q, mode);
           ASSERT_EQ(got.scalar_type(), dtype);
           ASSERT_EQ(got.item<double>(), want.item<double>())
               << "n=" << n << " q=" << q << " mode=" << mode << " dtype=" << dtype;
@@ -63,28 +63,23 @@ TEST(QuantileBySelection, NaNInputGivesNaN) {
   auto values = torch::randn({10});
   values[4] = std::nan("");
   EXPECT_TRUE(std::isnan(
-      proxyloss::detail::quantile_by_selection(values, 0.5, QuantileInterpolation::Linear)
-          .item<double>()));
+      proxyloss::ops::selection_quantile(values, 0.5, "linear").item<double>()));
 }
 
 TEST(QuantileBySelection, HasNoSizeLimit) {
   // torch::quantile refuses more than 16M elements in newer versions.
   const int64_t n = (int64_t(1) << 24) + 3;
   const auto values = torch::arange(n, torch::kFloat).flip(0);
-  const auto got = proxyloss::detail::quantile_by_selection(
-      values, 1.0, QuantileInterpolation::Higher);
+  const auto got = proxyloss::ops::selection_quantile(values, 1.0, "higher");
   EXPECT_EQ(got.item<float>(), float(n - 1));
 }
 
 TEST(QuantileBySelection, RejectsBadArguments) {
   EXPECT_TRUE(throws_with(
-      [] { proxyloss::detail::parse_interpolation("cubic", "interpolation"); },
+      [] { proxyloss::ops_impl::parse_interpolation("cubic", "interpolation"); },
       {"interpolation", "linear, lower, higher, nearest, midpoint", "cubic"}));
   EXPECT_TRUE(throws_with(
-      [] {
-        proxyloss::detail::quantile_by_selection(torch::zeros({0}), 0.5,
-                                                 QuantileInterpolation::Linear);
-      },
+      [] { proxyloss::ops::selection_quantile(torch::zeros({0}), 0.5, "linear"); },
       {"non-empty"}));
 }
 
@@ -225,15 +220,100 @@ TEST(RecallAtQuantileLoss, EmptyPoolGivesZeroLossWithAGraph) {
   EXPECT_EQ(logits.grad().abs().sum().item<float>(), 0.0f);
 }
 
+// Float64 logits with a queue (issue 10). The seed keeps its queue in a
+// float32 buffer (rows are rounded into it), so the threshold is a quantile of
+// that pool. Then, per valid class c with positives P_c,
+//   loss_c = 1 - (1/|P_c|) sum_i sigmoid(z_i),   z_i = (s_i - theta_c) / tau,
+//   d loss / d s_i = -sigmoid'(z_i) / (tau |P_c| C_valid)      (mean reduction),
+// checked entry by entry to 1e-12 relative against long double, on both
+// implementations. Logits near the threshold (scale 0.05, tau 0.005) give z
+// up to about 30, where sigmoid(z)(1 - sigmoid(z)) would have lost 1e-6.
+TEST(RecallAtQuantileLoss, Float64ValuesAndGradientsAreExactWithAQueue) {
+  for (const bool generic : {false, true}) {
+    std::unique_ptr<proxyloss::detail::ForceGenericKernels> force;
+    if (generic) {
+      force = std::make_unique<proxyloss::detail::ForceGenericKernels>();
+    }
+    torch::manual_seed(5);
+    const int64_t C = 3;
+    const double tau = 0.005;
+    const double quantile = 0.05;
+    RecallAtQuantileLoss loss(RecallAtQuantileLossOptions(C)
+                                  .quantile(quantile)
+                                  .queue_size(200)
+                                  .temperature(tau)
+                                  .interpolation("higher"));
+    auto queued_rows = torch::zeros({0, C}, torch::kDouble);
+    auto queued_targets = torch::zeros({0}, torch::kLong);
+    for (int step = 0; step < 3; ++step) {
+      const auto x = torch::randn({64, C}, torch::kDouble) * 0.05;
+      const auto t = torch::randint(0, C, {64}, torch::kLong);
+      const auto logits = x.clone().requires_grad_(true);
+      const auto out = loss->forward(logits, t);
+      out.backward();
+
+      const auto pool = torch::cat({x, queued_rows.to(torch::kFloat).to(torch::kDouble)});
+      const auto pool_targets = torch::cat({t, queued_targets});
+      long double expected_sum = 0;
+      int64_t valid = 0;
+      std::vector<long double> thresholds(C);
+      std::vector<int64_t> positives(C);
+      for (int64_t c = 0; c < C; ++c) {
+        positives[c] = pool_targets.eq(c).sum().item<int64_t>();
+        // "higher" selects a pool value: torch::quantile returns it exactly.
+        thresholds[c] = torch::quantile(pool.select(1, c), 1.0 - quantile, c10::nullopt,
+                                        false, "higher")
+                            .item<double>();
+      }
+      for (int64_t c = 0; c < C; ++c) {
+        if (positives[c] == 0) {
+          continue;
+        }
+        ++valid;
+        long double recall = 0;
+        for (int64_t m = 0; m < pool.size(0); ++m) {
+          if (pool_targets[m].item<int64_t>() == c) {
+            const long double z =
+                (static_cast<long double>(pool[m][c].item<double>()) - thresholds[c]) /
+                tau;
+            recall += 1.0L / (1.0L + std::exp(-z));
+          }
+        }
+        expected_sum += 1.0L - recall / positives[c];
+      }
+      const long double expected = expected_sum / valid;
+      EXPECT_NEAR(out.item<double>(), static_cast<double>(expected),
+                  1e-14 * std::fabs(static_cast<double>(expected)))
+          << "step " << step << " generic " << generic;
+      const auto grad = logits.grad();
+      for (int64_t i = 0; i < x.size(0); ++i) {
+        const int64_t c = t[i].item<int64_t>();
+        const long double z =
+            (static_cast<long double>(x[i][c].item<double>()) - thresholds[c]) / tau;
+        const long double e = std::exp(-std::fabs(z));
+        const long double want = -e / ((1 + e) * (1 + e)) / (tau * positives[c] * valid);
+        if (std::fabs(want) < 1e-290L) {
+          continue;
+        }
+        const double got = grad[i][c].item<double>();
+        EXPECT_NEAR(got, static_cast<double>(want),
+                    1e-12 * std::fabs(static_cast<double>(want)))
+            << "step " << step << " generic " << generic << " row " << i << " z "
+            << static_cast<double>(z);
+      }
+      queued_rows = torch::cat({queued_rows, x});
+      queued_targets = torch::cat({queued_targets, t});
+    }
+  }
+}
+
 TEST(RecallAtQuantileLoss, QueueRoundTripsTorchSaveAndLoad) {
   RecallAtQuantileLoss saved(RecallAtQuantileLossOptions(2).queue_size(10));
   saved->forward(torch::randn({7, 2}), torch::arange(7, torch::kLong).remainder(2));
-  const auto path =
-      (std::filesystem::temp_directory_path() / "proxyloss_recall_queue.pt").string();
-  torch::save(saved, path);
+  const test_support::UniqueTempFile file("recall_queue");
+  torch::save(saved, file.path());
   RecallAtQuantileLoss loaded(RecallAtQuantileLossOptions(2).queue_size(10));
-  torch::load(loaded, path);
-  std::remove(path.c_str());
+  torch::load(loaded, file.path());
   for (const auto& name : {"queue_logits", "queue_targets", "queue_ptr"}) {
     EXPECT_TRUE(torch::equal(saved->named_buffers()[name], loaded->named_buffers()[name]))
         << name;

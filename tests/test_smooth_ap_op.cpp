@@ -4,8 +4,8 @@
 #include "support/ranking_oracle.h"
 #include "support/test_support.h"
 
-#include <proxyloss/detail/kernel_selection.h>
 #include <proxyloss/ops.h>
+#include "ops/cpu/kernel_selection.h"
 
 #include <memory>
 

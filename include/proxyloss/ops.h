@@ -1,9 +1,23 @@
-// Low-level ops behind the losses, registered with the PyTorch dispatcher as
-// `proxyloss::*` (callable from C++, TorchScript and torch.ops). Most users
-// want the loss modules instead.
+// The ops behind the losses, registered with the PyTorch dispatcher as
+// `proxyloss::*`: callable from C++ (these functions), TorchScript and
+// Python (torch.ops.proxyloss.*, after torch.ops.load_library on
+// libproxyloss.so). Every number a loss returns is computed by one of them:
+// the loss modules hold options and queue buffers, warn, and call these.
+// Most users want the modules instead. FairLoss's op is in fair_loss_op.h.
+//
+// Conventions: "labels" are op labels, row m a positive of class labels[m]
+// when 0 <= labels[m] < C and a negative of every class otherwise; "targets"
+// are what a user passes (class indices, ignore_index, 0/1 in binary mode).
+// float16/bfloat16 logits are computed in float32. Ops are differentiable
+// once (a second differentiation raises a clear error).
 #pragma once
 
+#include "proxyloss/compat.h"
+
 #include <ATen/Tensor.h>
+
+#include <string>
+#include <tuple>
 
 namespace proxyloss {
 namespace ops {
@@ -11,17 +25,84 @@ namespace ops {
 // Per-class Smooth-AP (Brown et al. 2020) of a ranking pool, differentiable
 // in `scores`.
 //
-//   scores [M, C] float32 or float64; labels [M] int64. Row m is a positive of
-//   class labels[m] when 0 <= labels[m] < C, otherwise a negative of every
-//   class. For class c with positives P_c and tau = temperature:
+//   scores [M, C] float32 or float64; labels [M] int64 (op labels). For class
+//   c with positives P_c and tau = temperature:
 //     R_i  = 1 + sum_{j != i}         sigmoid((s_jc - s_ic) / tau)
 //     R+_i = 1 + sum_{j != i, j in P} sigmoid((s_jc - s_ic) / tau)
 //     ap[c] = (1 / |P_c|) sum_{i in P_c} R+_i / R_i
 //   Returns ap [C] in the dtype of scores: NaN where a class has no positive
-//   or a non-finite score. Time O(sum_c P_c * M), extra memory O(M): the
-//   pairwise matrix is streamed, never stored.
+//   or a non-finite score. Time O(M log M + window pairs) on the CPU, extra
+//   memory O(M C): the pairwise matrix is never stored.
 at::Tensor smooth_ap(const at::Tensor& scores, const at::Tensor& labels,
                      double temperature);
+
+// The q-quantile (q in [0, 1]) of `values` [M] (a 0-dim result) or of each
+// column of `values` [M, C] (a [C] result), float32/float64, M >= 1, by
+// selection in O(M) per column, equal to torch::quantile with the same
+// interpolation ("linear", "lower", "higher", "nearest", "midpoint"); NaN for
+// a column holding a NaN. Not differentiable (a detached threshold).
+at::Tensor selection_quantile(const at::Tensor& values, double q,
+                              const std::string& interpolation);
+
+// Per-class soft recall above fixed thresholds, differentiable in `scores`:
+//   recall[c] = (1 / |P_c|) sum_{m in P_c} sigmoid((s_mc - t_c) / tau)
+// scores [M, C] float32/float64, labels [M] int64 (op labels), thresholds [C]
+// in the dtype of scores (no gradient). NaN for a class without positives.
+at::Tensor soft_recall(const at::Tensor& scores, const at::Tensor& labels,
+                       const at::Tensor& thresholds, double temperature);
+
+// Indices into the `events` tensor [4] bool of the ranking ops: what a module
+// may want to warn about once.
+enum RankingEvent : int64_t {
+  kNonFiniteLogits = 0,        // a live row entering the pool has NaN/inf logits
+  kUnexpectedBinaryLabels = 1, // binary mode saw targets other than 0/1
+  kSubsampled = 2,             // the pool exceeded max_pool_size and was subsampled
+  kEmptyPool = 3,              // no row entered the pool (the queue is left as it is)
+};
+
+// The pool a queued ranking loss ranks: the live rows (logits [N, C]
+// floating, targets [N] or [N, 1] integer, multi-class targets in [0, C) or
+// ignore_index) followed by the queue rows (queue_logits [Q, C], cast to the
+// logits' dtype and device, detached, queue_targets [Q]; both or neither), without
+// the ignore_index rows, subsampled to max_pool_size when larger (a quota of
+// max(1, cap / (2 * classes)) rows per observed class first, the rest
+// uniformly, torch's RNG), binary targets (C == 1) turned into op labels.
+// Returns (scores [M, C] in the compute dtype, labels [M], events [4]).
+std::tuple<at::Tensor, at::Tensor, at::Tensor> ranking_pool(
+    const at::Tensor& logits, const at::Tensor& targets,
+    const optional<at::Tensor>& queue_logits, const optional<at::Tensor>& queue_targets,
+    int64_t num_classes, int64_t ignore_index, optional<int64_t> max_pool_size);
+
+// SmoothAPLoss's forward without the queue update: 1 - smooth_ap per class of
+// ranking_pool(...), valid where a class has a positive and a negative;
+// reduction "mean" / "sum" over the valid classes (a zero with a graph when
+// none is) or "none". Returns (loss, per_class [C] NaN where invalid,
+// valid [C] bool, events [4] bool).
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> smooth_ap_loss(
+    const at::Tensor& logits, const at::Tensor& targets,
+    const optional<at::Tensor>& queue_logits, const optional<at::Tensor>& queue_targets,
+    int64_t num_classes, double temperature, const std::string& reduction,
+    int64_t ignore_index, optional<int64_t> max_pool_size);
+
+// RecallAtQuantileLoss's forward without the queue update: per class, the
+// detached threshold theta_c = selection_quantile(pool column, 1 - quantile)
+// (NaN when the column holds a non-finite score) and loss_c = 1 -
+// soft_recall(...)[c], valid where the class has a positive; reductions and
+// results as smooth_ap_loss.
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> recall_at_quantile_loss(
+    const at::Tensor& logits, const at::Tensor& targets,
+    const optional<at::Tensor>& queue_logits, const optional<at::Tensor>& queue_targets,
+    int64_t num_classes, double quantile, const std::string& interpolation,
+    double temperature, const std::string& reduction, int64_t ignore_index,
+    optional<int64_t> max_pool_size);
+
+// Pushes a detached copy of the batch (logits [N, C], targets [N] or [N, 1])
+// into the circular queue, in place: rows at slots (ptr + i) mod Q and ptr
+// advanced, or, for N >= Q, the last Q rows replace the queue and ptr = 0.
+// Rows are stored in queue_logits' dtype. No host synchronisation.
+void queue_push_(at::Tensor& queue_logits, at::Tensor& queue_targets,
+                 at::Tensor& queue_ptr, const at::Tensor& logits,
+                 const at::Tensor& targets);
 
 } // namespace ops
 } // namespace proxyloss

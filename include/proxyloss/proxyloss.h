@@ -10,6 +10,7 @@
 #include "proxyloss/metrics.h"
 #include "proxyloss/ops.h"
 #include "proxyloss/per_class_loss.h"
+#include "proxyloss/queued_ranking_loss.h"
 #include "proxyloss/ranking_loss_control.h"
 #include "proxyloss/recall_at_quantile_loss.h"
 #include "proxyloss/reduction.h"

@@ -6,14 +6,15 @@
 // positives P (target c; in binary mode a non-zero target):
 //   theta_c = quantile(s, 1 - quantile)        detached: no gradient
 //   loss_c  = 1 - (1 / |P|) sum_{i in P} sigmoid((s_i - theta_c) / tau)
-// theta is found by selection in O(M) and equals torch::quantile with the
+// theta is found by selection in O(M) (proxyloss::selection_quantile) and
+// equals torch::quantile with the
 // chosen interpolation; the gradient flows through the positives' scores
 // only. A class with no positive in the pool is degenerate: left out of
 // mean/sum, NaN in reduction none and in forward_per_class.
 #pragma once
 
 #include "proxyloss/compat.h"
-#include "proxyloss/detail/queued_ranking_module.h"
+#include "proxyloss/queued_ranking_loss.h"
 #include "proxyloss/reduction.h"
 
 #include <torch/arg.h>
@@ -43,16 +44,18 @@ struct RecallAtQuantileLossOptions {
 };
 
 class RecallAtQuantileLossImpl
-    : public detail::QueuedRankingModule<RecallAtQuantileLossImpl,
-                                         RecallAtQuantileLossOptions> {
+    : public QueuedRankingLoss<RecallAtQuantileLossImpl, RecallAtQuantileLossOptions> {
  public:
   static constexpr const char* kName = "RecallAtQuantileLoss";
-  explicit RecallAtQuantileLossImpl(RecallAtQuantileLossOptions options);
+  using QueuedRankingLoss::QueuedRankingLoss;
 
-  void reset() override;
-  detail::PerClass compute_per_class(const torch::Tensor& pool_logits,
-                                     const torch::Tensor& labels) const;
+  // The hooks of QueuedRankingLoss: quantile in (0, 1) and a torch::quantile
+  // interpolation name are checked with the other options.
+  void check_extra_options() const;
   void print_extra_options(std::ostream& stream) const;
+  RankingLossResult call_op(const torch::Tensor& logits, const torch::Tensor& targets,
+                            const optional<torch::Tensor>& queue_logits,
+                            const optional<torch::Tensor>& queue_targets) const;
 };
 
 TORCH_MODULE(RecallAtQuantileLoss);

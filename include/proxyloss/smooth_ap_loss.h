@@ -8,11 +8,12 @@
 //   AP_c = (1 / |P|) sum_{i in P} R+_i / R_i,      loss_c = 1 - AP_c.
 // A class with no positive or no negative in the pool is degenerate: left out
 // of mean/sum, NaN in reduction none and in forward_per_class.
-// Computed by a fused op that never stores the [P, M] pairwise matrix.
+// Computed by the op proxyloss::smooth_ap_loss (ops.h), whose fused
+// per-class op never stores the [P, M] pairwise matrix.
 #pragma once
 
 #include "proxyloss/compat.h"
-#include "proxyloss/detail/queued_ranking_module.h"
+#include "proxyloss/queued_ranking_loss.h"
 #include "proxyloss/reduction.h"
 
 #include <torch/arg.h>
@@ -40,17 +41,17 @@ struct SmoothAPLossOptions {
   TORCH_ARG(optional<int64_t>, max_pool_size) = c10::nullopt;
 };
 
-class SmoothAPLossImpl
-    : public detail::QueuedRankingModule<SmoothAPLossImpl, SmoothAPLossOptions> {
+class SmoothAPLossImpl : public QueuedRankingLoss<SmoothAPLossImpl, SmoothAPLossOptions> {
  public:
   static constexpr const char* kName = "SmoothAPLoss";
-  using QueuedRankingModule::QueuedRankingModule;
+  using QueuedRankingLoss::QueuedRankingLoss;
 
-  // 1 - AP per class of the pool; valid where the class has a positive and a
-  // negative.
-  detail::PerClass compute_per_class(const torch::Tensor& pool_logits,
-                                     const torch::Tensor& labels) const;
+  // The hooks of QueuedRankingLoss.
+  void check_extra_options() const {}
   void print_extra_options(std::ostream& /*stream*/) const {}
+  RankingLossResult call_op(const torch::Tensor& logits, const torch::Tensor& targets,
+                            const optional<torch::Tensor>& queue_logits,
+                            const optional<torch::Tensor>& queue_targets) const;
 };
 
 TORCH_MODULE(SmoothAPLoss);

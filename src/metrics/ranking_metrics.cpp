@@ -1,7 +1,8 @@
 // average_precision, average_precision_per_class, roc_auc, recall_at_quantile.
 #include "metrics/metric_inputs.h"
-#include "proxyloss/detail/quantile.h"
+#include "ops/selection_quantile.h"
 #include "proxyloss/metrics.h"
+#include "proxyloss/ops.h"
 
 #include <c10/util/Exception.h>
 
@@ -113,8 +114,7 @@ double recall_at_quantile(const torch::Tensor& scores, const torch::Tensor& labe
                           double quantile, const std::string& interpolation) {
   TORCH_CHECK(quantile > 0 && quantile < 1,
               "recall_at_quantile: quantile must be in (0, 1), got ", quantile);
-  const auto mode = proxyloss::detail::parse_interpolation(
-      interpolation, "recall_at_quantile: interpolation");
+  ops_impl::parse_interpolation(interpolation, "recall_at_quantile: interpolation");
   const auto in = detail::binary_inputs("recall_at_quantile", scores, labels);
   if (in.positives == 0) {
     TORCH_WARN("recall_at_quantile: no positive label; returning NaN");
@@ -122,8 +122,7 @@ double recall_at_quantile(const torch::Tensor& scores, const torch::Tensor& labe
   }
   const auto values = torch::tensor(in.scores, torch::kDouble);
   const double threshold =
-      proxyloss::detail::quantile_by_selection(values, 1.0 - quantile, mode)
-          .item<double>();
+      ops::selection_quantile(values, 1.0 - quantile, interpolation).item<double>();
   int64_t above = 0;
   for (size_t i = 0; i < in.scores.size(); ++i) {
     above += in.positive[i] && in.scores[i] >= threshold;

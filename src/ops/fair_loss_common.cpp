@@ -1,10 +1,9 @@
 // Input checks of the FairLoss ops, shared by every implementation.
-#include "ops/fair_loss_impl.h"
+#include "ops/fair_loss.h"
 
-#include <algorithm>
+#include "common/input_checks.h"
+
 #include <cmath>
-#include <sstream>
-#include <string>
 #include <utility>
 
 namespace proxyloss {
@@ -12,18 +11,6 @@ namespace ops_impl {
 namespace {
 
 constexpr const char* kOp = "proxyloss::fair_loss";
-
-// "[v0, v1, ...]" for at most `limit` values of a 1-D int64 tensor.
-std::string first_values(const at::Tensor& values, int64_t limit) {
-  const auto shown = values.narrow(0, 0, std::min(limit, values.size(0))).cpu();
-  std::ostringstream out;
-  out << "[";
-  for (int64_t i = 0; i < shown.size(0); ++i) {
-    out << (i ? ", " : "") << shown.data_ptr<int64_t>()[i];
-  }
-  out << (values.size(0) > limit ? ", ...]" : "]");
-  return out.str();
-}
 
 void check_config(const FairLossConfig& config) {
   TORCH_CHECK(std::isfinite(config.smooth_max_beta) && config.smooth_max_beta > 0, kOp,
@@ -50,34 +37,20 @@ void check_fair_loss_inputs(const at::Tensor& logits, const at::Tensor& targets,
               ": targets must be 1-D [N] with N = ", N, ", got shape ", targets.sizes());
   TORCH_CHECK(targets.scalar_type() == at::kLong, kOp, ": targets must be int64, got ",
               targets.scalar_type());
-  TORCH_CHECK(targets.device() == logits.device(), kOp,
-              ": targets must be on the device of logits (", logits.device(), "), got ",
-              targets.device());
+  common::check_same_device(kOp, logits, targets, "targets");
   if (weight.has_value() && weight->defined()) {
     TORCH_CHECK(weight->dim() == 1 && weight->size(0) == C, kOp,
                 ": weight must be 1-D [C] with C = ", C, ", got shape ", weight->sizes());
     TORCH_CHECK(weight->scalar_type() == logits.scalar_type(), kOp,
                 ": weight must have the dtype of logits (", logits.scalar_type(),
                 "), got ", weight->scalar_type());
-    TORCH_CHECK(weight->device() == logits.device(), kOp,
-                ": weight must be on the device of logits (", logits.device(), "), got ",
-                weight->device());
+    common::check_same_device(kOp, logits, *weight, "weight");
   }
 }
 
 void fail_on_bad_targets(const at::Tensor& targets, int64_t num_classes,
                          int64_t ignore_index) {
-  const auto bad = targets.lt(0)
-                       .logical_or(targets.ge(num_classes))
-                       .logical_and(targets.ne(ignore_index));
-  if (!bad.any().item<bool>()) {
-    return;
-  }
-  const auto rows = bad.nonzero().squeeze(1);
-  TORCH_CHECK(false, kOp, ": targets must be in [0, ", num_classes,
-              ") or equal to ignore_index (", ignore_index, "), got ",
-              first_values(targets.index_select(0, rows), 8), " at rows ",
-              first_values(rows, 8));
+  common::check_target_range(kOp, targets, num_classes, ignore_index);
 }
 
 void check_fair_loss_saved(const at::Tensor& grad_loss, const at::Tensor& logits,

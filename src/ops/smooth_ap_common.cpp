@@ -1,5 +1,5 @@
 // The O(M) parts of the Smooth-AP op shared by every implementation.
-#include "ops/smooth_ap_impl.h"
+#include "ops/smooth_ap.h"
 
 #include <cmath>
 #include <limits>

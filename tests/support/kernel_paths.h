@@ -3,7 +3,7 @@
 // and the device-generic ATen implementation (forced on CPU).
 #pragma once
 
-#include <proxyloss/detail/kernel_selection.h>
+#include "ops/cpu/kernel_selection.h"
 
 #include <gtest/gtest.h>
 

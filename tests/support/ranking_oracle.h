@@ -66,6 +66,7 @@ struct QueuedRankingModule {
   proxyloss::Reduction reduction = proxyloss::Reduction::Mean;
   int64_t ignore_index = -100;
   bool update_queue_in_eval = false;
+  torch::Dtype queue_dtype = torch::kFloat;
   torch::Tensor q_logits;
   torch::Tensor q_targets;
   int64_t q_ptr = 0;
@@ -76,7 +77,9 @@ struct QueuedRankingModule {
   }
 
   void reset_queue() {
-    q_logits = torch::zeros({queue_size, num_classes}, torch::kDouble);
+    // The seed's buffer: float32 (torch.zeros' default dtype) unless the
+    // module is converted; rows are rounded into it.
+    q_logits = torch::zeros({queue_size, num_classes}, queue_dtype);
     q_targets = torch::full({queue_size}, ignore_index, torch::kLong);
     q_ptr = 0;
   }
@@ -86,7 +89,7 @@ struct QueuedRankingModule {
       return;
     }
     const int64_t n = logits.size(0);
-    const auto l = logits.detach().to(torch::kDouble);
+    const auto l = logits.detach().to(q_logits.scalar_type());
     if (n >= queue_size) {
       q_logits.copy_(l.narrow(0, n - queue_size, queue_size));
       q_targets.copy_(targets.narrow(0, n - queue_size, queue_size));
@@ -109,7 +112,7 @@ struct QueuedRankingModule {
     auto all_logits = logits;
     auto all_targets = targets;
     if (queue_size > 0) {
-      all_logits = torch::cat({logits, q_logits});
+      all_logits = torch::cat({logits, q_logits.to(torch::kDouble)});
       all_targets = torch::cat({targets, q_targets});
     }
     const auto keep = all_targets.ne(ignore_index).nonzero().squeeze(1);

@@ -6,7 +6,12 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <atomic>
+#include <filesystem>
+#include <random>
 #include <string>
 
 namespace test_support {
@@ -58,5 +63,34 @@ inline int64_t count_containing(const std::vector<std::string>& messages,
     return m.find(fragment) != std::string::npos;
   });
 }
+
+// A file in the temp directory whose name no other test, test process or
+// second run of the suite can take (process id, a per-process counter and
+// a random number), removed when it goes out of scope. For tests that write
+// checkpoints: `ctest -j` runs every test case in its own process, at once.
+class UniqueTempFile {
+ public:
+  explicit UniqueTempFile(const std::string& stem) {
+    static std::atomic<int> counter{0};
+    std::random_device entropy;
+    path_ = (std::filesystem::temp_directory_path() /
+             ("proxyloss_" + stem + "_" + std::to_string(::getpid()) + "_" +
+              std::to_string(counter++) + "_" + std::to_string(entropy()) + ".pt"))
+                .string();
+  }
+  ~UniqueTempFile() {
+    std::error_code ignored;
+    std::filesystem::remove(path_, ignored);
+  }
+  UniqueTempFile(const UniqueTempFile&) = delete;
+  UniqueTempFile& operator=(const UniqueTempFile&) = delete;
+
+  const std::string& path() const {
+    return path_;
+  }
+
+ private:
+  std::string path_;
+};
 
 } // namespace test_support

@@ -1,0 +1,90 @@
+// The module half shared by the queued ranking losses (SmoothAPLoss,
+// RecallAtQuantileLoss): options, the memory queue's buffers, reset(),
+// checkpoints, once-per-instance warnings, and the ranking-loss interfaces.
+// Its forward calls the loss's op (include/proxyloss/ops.h), then pushes the
+// batch into the queue with proxyloss::queue_push_; nothing is computed here.
+//
+// A loss derives from QueuedRankingLoss<Loss, LossOptions> and provides
+//   static constexpr const char* kName;                 // "SmoothAPLoss"
+//   void check_extra_options() const;                   // its own options
+//   void print_extra_options(std::ostream&) const;       // after num_classes
+//   RankingLossResult call_op(logits, targets, queue_logits, queue_targets) const;
+// The member definitions are compiled into the library for the two losses.
+#pragma once
+
+#include "proxyloss/compat.h"
+#include "proxyloss/per_class_loss.h"
+#include "proxyloss/ranking_loss_control.h"
+
+#include <torch/nn/cloneable.h>
+#include <torch/serialize/input-archive.h>
+
+#include <ostream>
+#include <tuple>
+
+namespace proxyloss {
+
+// (loss, per_class [C], valid [C] bool, events [4] bool), as the ranking ops
+// return it.
+using RankingLossResult =
+    std::tuple<torch::Tensor, torch::Tensor, torch::Tensor, torch::Tensor>;
+
+template <typename Derived, typename Options>
+class QueuedRankingLoss : public torch::nn::Cloneable<Derived>,
+                          public RankingLossControl,
+                          public PerClassLoss {
+ public:
+  explicit QueuedRankingLoss(Options options);
+
+  // Validates the options and (re)creates the queue buffers.
+  void reset() override;
+  void pretty_print(std::ostream& stream) const override;
+
+  // logits [N, C] floating, targets [N] or [N, 1] integer. Scalar for mean
+  // and sum, [C] for none. The batch joins the queue afterwards in training
+  // mode (or with update_queue_in_eval), unless it holds non-finite logits.
+  torch::Tensor forward(const torch::Tensor& logits, const torch::Tensor& targets);
+
+  // (loss, per_class [C] with NaN for degenerate classes, valid [C] bool),
+  // from the same single pass as forward.
+  std::tuple<torch::Tensor, torch::Tensor, torch::Tensor> forward_per_class(
+      const torch::Tensor& logits, const torch::Tensor& targets) override;
+
+  // module->to(dtype) converts queue_logits only; queue_targets and
+  // queue_ptr stay int64 (LibTorch's Module::to would convert every buffer).
+  using torch::nn::Module::to;
+  void to(torch::Dtype dtype, bool non_blocking = false) override;
+  void to(torch::Device device, torch::Dtype dtype, bool non_blocking = false) override;
+
+  // torch::load: the queue of the checkpoint, checked against the options,
+  // or a c10::Error and the module unchanged.
+  void load(torch::serialize::InputArchive& archive) override;
+
+  void reset_queue() override;
+  double temperature() const override;
+  void set_temperature(double temperature) override;
+
+  Options options;
+
+  // The memory queue, registered as buffers of the same names (undefined
+  // when queue_size is 0): queue_logits [queue_size, C] (float32 unless the
+  // module is converted, as the seed's buffer), queue_targets [queue_size]
+  // int64 (empty slots hold ignore_index), queue_ptr [1] int64.
+  torch::Tensor queue_logits;
+  torch::Tensor queue_targets;
+  torch::Tensor queue_ptr;
+
+ private:
+  void check_options() const;
+  void warn_once(const torch::Tensor& events, const torch::Tensor& targets);
+
+  // What the queue buffers were built for (reset() rebuilds them).
+  int64_t built_num_classes_ = 0;
+  int64_t built_queue_size_ = 0;
+  int64_t built_ignore_index_ = 0;
+  bool warned_binary_labels_ = false;
+  bool warned_subsample_ = false;
+  bool warned_nonfinite_ = false;
+};
+
+} // namespace proxyloss

@@ -1,0 +1,246 @@
+// The members of proxyloss::QueuedRankingLoss (queued_ranking_loss.h),
+// compiled once for the two ranking losses.
+#include "proxyloss/queued_ranking_loss.h"
+
+#include "common/ranking_options.h"
+#include "nn/ranking_warnings.h"
+#include "proxyloss/ops.h"
+#include "proxyloss/recall_at_quantile_loss.h"
+#include "proxyloss/reduction.h"
+#include "proxyloss/smooth_ap_loss.h"
+#include "serialize/checked_load.h"
+
+#include <torch/types.h>
+
+namespace proxyloss {
+namespace {
+
+// Registers `value` as buffer `name` of `owner`, or, when the module already
+// has it (a second reset()), makes the existing buffer hold `value`.
+torch::Tensor register_or_replace(torch::nn::Module& owner, const std::string& name,
+                                  const torch::Tensor& value) {
+  auto buffers = owner.named_buffers(/*recurse=*/false);
+  if (auto* existing = buffers.find(name)) {
+    existing->set_data(value);
+    return *existing;
+  }
+  return owner.register_buffer(name, value);
+}
+
+void keep_int64(torch::Tensor& buffer) {
+  torch::NoGradGuard no_grad;
+  if (buffer.defined() && buffer.scalar_type() != torch::kLong) {
+    buffer.set_data(buffer.to(torch::kLong));
+  }
+}
+
+// After a checkpoint was read into the buffers: throws c10::Error unless they
+// are a queue of queue_size rows and num_classes columns, with floating
+// logits, integer targets, finite logits in every row whose target is not
+// ignore_index, and a pointer in [0, queue_size) (when queue_size > 0).
+void check_loaded_queue(const torch::Tensor& logits, const torch::Tensor& targets,
+                        const torch::Tensor& ptr, int64_t queue_size, int64_t num_classes,
+                        int64_t ignore_index) {
+  TORCH_CHECK(
+      logits.dim() == 2 && logits.size(0) == queue_size && logits.size(1) == num_classes,
+      "checkpoint queue_logits has shape ", logits.sizes(), ", expected [", queue_size,
+      ", ", num_classes,
+      "] (queue_size, num_classes); construct the module with the "
+      "checkpoint's queue_size and num_classes");
+  TORCH_CHECK(at::isFloatingType(logits.scalar_type()),
+              "checkpoint queue_logits must be floating, got ", logits.scalar_type());
+  TORCH_CHECK(targets.dim() == 1 && targets.size(0) == queue_size,
+              "checkpoint queue_targets has shape ", targets.sizes(), ", expected [",
+              queue_size, "] (queue_size)");
+  TORCH_CHECK(at::isIntegralType(targets.scalar_type(), /*includeBool=*/false),
+              "checkpoint queue_targets must be integer, got ", targets.scalar_type());
+  TORCH_CHECK(ptr.numel() == 1 && at::isIntegralType(ptr.scalar_type(), false),
+              "checkpoint queue_ptr must be one integer, got shape ", ptr.sizes(),
+              " and dtype ", ptr.scalar_type());
+  // Every row that can enter a pool is finite (the ops rely on it).
+  TORCH_CHECK(torch::isfinite(logits)
+                  .all(/*dim=*/1)
+                  .logical_or(targets.eq(ignore_index))
+                  .all()
+                  .item<bool>(),
+              "checkpoint queue_logits holds non-finite values");
+  if (queue_size > 0) {
+    const int64_t position = ptr.item<int64_t>();
+    TORCH_CHECK(position >= 0 && position < queue_size,
+                "checkpoint queue_ptr must be in [0, ", queue_size, "), got ", position);
+  }
+}
+
+} // namespace
+
+template <typename Derived, typename Options>
+QueuedRankingLoss<Derived, Options>::QueuedRankingLoss(Options options_)
+    : options(std::move(options_)) {
+  reset();
+}
+
+template <typename Derived, typename Options>
+void QueuedRankingLoss<Derived, Options>::check_options() const {
+  const std::string name = Derived::kName;
+  common::check_ranking_options(name, options.num_classes(), options.temperature(),
+                                options.ignore_index(), options.max_pool_size());
+  TORCH_CHECK(options.queue_size() >= 0, name,
+              ": queue_size must be >= 0 (0 disables the queue), got ",
+              options.queue_size());
+  static_cast<const Derived&>(*this).check_extra_options();
+}
+
+template <typename Derived, typename Options>
+void QueuedRankingLoss<Derived, Options>::reset() {
+  check_options();
+  built_num_classes_ = options.num_classes();
+  built_queue_size_ = options.queue_size();
+  built_ignore_index_ = options.ignore_index();
+  const bool registered = this->named_buffers(/*recurse=*/false).contains("queue_logits");
+  if (built_queue_size_ == 0 && !registered) {
+    return;
+  }
+  queue_logits = register_or_replace(
+      *this, "queue_logits", torch::zeros({built_queue_size_, built_num_classes_}));
+  queue_targets = register_or_replace(
+      *this, "queue_targets",
+      torch::full({built_queue_size_}, built_ignore_index_, torch::kLong));
+  queue_ptr = register_or_replace(*this, "queue_ptr", torch::zeros({1}, torch::kLong));
+}
+
+template <typename Derived, typename Options>
+void QueuedRankingLoss<Derived, Options>::pretty_print(std::ostream& stream) const {
+  stream << "proxyloss::" << Derived::kName << "(num_classes=" << options.num_classes();
+  static_cast<const Derived&>(*this).print_extra_options(stream);
+  stream << ", queue_size=" << options.queue_size()
+         << ", temperature=" << options.temperature()
+         << ", reduction=" << reduction_name(options.reduction())
+         << ", ignore_index=" << options.ignore_index() << ", update_queue_in_eval="
+         << (options.update_queue_in_eval() ? "true" : "false") << ", max_pool_size=";
+  if (options.max_pool_size().has_value()) {
+    stream << *options.max_pool_size();
+  } else {
+    stream << "None";
+  }
+  stream << ")";
+}
+
+template <typename Derived, typename Options>
+torch::Tensor QueuedRankingLoss<Derived, Options>::forward(const torch::Tensor& logits,
+                                                           const torch::Tensor& targets) {
+  return std::get<0>(forward_per_class(logits, targets));
+}
+
+template <typename Derived, typename Options>
+std::tuple<torch::Tensor, torch::Tensor, torch::Tensor>
+QueuedRankingLoss<Derived, Options>::forward_per_class(const torch::Tensor& logits,
+                                                       const torch::Tensor& targets) {
+  // Options may have been edited since reset(): check them again; the ones
+  // that shape the queue need reset().
+  check_options();
+  TORCH_CHECK(options.num_classes() == built_num_classes_ &&
+                  options.queue_size() == built_queue_size_ &&
+                  options.ignore_index() == built_ignore_index_,
+              Derived::kName,
+              ": num_classes, queue_size and ignore_index were edited after construction "
+              "(now ",
+              options.num_classes(), ", ", options.queue_size(), ", ",
+              options.ignore_index(), "; the queue was built for ", built_num_classes_,
+              ", ", built_queue_size_, ", ", built_ignore_index_,
+              "): call reset() to rebuild the queue");
+  const bool has_queue = built_queue_size_ > 0;
+  const optional<torch::Tensor> q_logits =
+      has_queue ? optional<torch::Tensor>(queue_logits) : c10::nullopt;
+  const optional<torch::Tensor> q_targets =
+      has_queue ? optional<torch::Tensor>(queue_targets) : c10::nullopt;
+  torch::Tensor loss;
+  torch::Tensor per_class;
+  torch::Tensor valid;
+  torch::Tensor events;
+  std::tie(loss, per_class, valid, events) =
+      static_cast<const Derived&>(*this).call_op(logits, targets, q_logits, q_targets);
+
+  // The queue follows the logits' device (the op has accepted them).
+  if (has_queue && queue_logits.device() != logits.device()) {
+    torch::NoGradGuard no_grad;
+    for (auto* buffer : {&queue_logits, &queue_targets, &queue_ptr}) {
+      buffer->set_data(buffer->to(logits.device()));
+    }
+  }
+  // What the op saw, read on the host once, for the warnings and the
+  // queue update.
+  const auto happened = events.to(torch::kCPU);
+  nn_impl::RankingWarnings issued{warned_binary_labels_, warned_subsample_,
+                                  warned_nonfinite_};
+  const bool nonfinite = nn_impl::warn_ranking_events(
+      Derived::kName, happened, targets, has_queue ? queue_targets : torch::Tensor(),
+      options.ignore_index(), options.max_pool_size().value_or(0), issued);
+  warned_binary_labels_ = issued.binary_labels;
+  warned_subsample_ = issued.subsample;
+  warned_nonfinite_ = issued.nonfinite;
+
+  const bool update = this->is_training() || options.update_queue_in_eval();
+  const bool empty_pool = happened.data_ptr<bool>()[ops::kEmptyPool];
+  if (has_queue && update && !nonfinite && !empty_pool) {
+    ops::queue_push_(queue_logits, queue_targets, queue_ptr, logits, targets);
+  }
+  return {loss, per_class, valid};
+}
+
+template <typename Derived, typename Options>
+void QueuedRankingLoss<Derived, Options>::to(torch::Dtype dtype, bool non_blocking) {
+  torch::nn::Module::to(dtype, non_blocking);
+  keep_int64(queue_targets);
+  keep_int64(queue_ptr);
+}
+
+template <typename Derived, typename Options>
+void QueuedRankingLoss<Derived, Options>::to(torch::Device device, torch::Dtype dtype,
+                                             bool non_blocking) {
+  torch::nn::Module::to(device, dtype, non_blocking);
+  keep_int64(queue_targets);
+  keep_int64(queue_ptr);
+}
+
+template <typename Derived, typename Options>
+void QueuedRankingLoss<Derived, Options>::load(torch::serialize::InputArchive& archive) {
+  detail::load_or_leave_unchanged(*this, archive, Derived::kName, [this, &archive] {
+    if (!queue_logits.defined()) { // queue_size 0 from the start: no buffers
+      torch::Tensor saved;
+      TORCH_CHECK(!archive.try_read("queue_logits", saved, /*is_buffer=*/true),
+                  "the checkpoint holds a queue of ", saved.sizes(),
+                  " logits but this module has queue_size 0; construct it with the "
+                  "checkpoint's queue_size and num_classes");
+      return;
+    }
+    check_loaded_queue(queue_logits, queue_targets, queue_ptr, built_queue_size_,
+                       built_num_classes_, built_ignore_index_);
+  });
+}
+
+template <typename Derived, typename Options>
+void QueuedRankingLoss<Derived, Options>::reset_queue() {
+  if (built_queue_size_ == 0) {
+    return;
+  }
+  torch::NoGradGuard no_grad;
+  queue_logits.zero_();
+  queue_targets.fill_(built_ignore_index_);
+  queue_ptr.zero_();
+}
+
+template <typename Derived, typename Options>
+double QueuedRankingLoss<Derived, Options>::temperature() const {
+  return options.temperature();
+}
+
+template <typename Derived, typename Options>
+void QueuedRankingLoss<Derived, Options>::set_temperature(double temperature) {
+  common::check_temperature(Derived::kName, temperature);
+  options.temperature(temperature);
+}
+
+template class QueuedRankingLoss<SmoothAPLossImpl, SmoothAPLossOptions>;
+template class QueuedRankingLoss<RecallAtQuantileLossImpl, RecallAtQuantileLossOptions>;
+
+} // namespace proxyloss

@@ -1,0 +1,34 @@
+// RecallAtQuantileLoss: calls of the proxyloss::recall_at_quantile_loss op
+// (include/proxyloss/ops.h).
+#include "proxyloss/recall_at_quantile_loss.h"
+
+#include "common/ranking_options.h"
+#include "common/reduction.h"
+#include "ops/selection_quantile.h"
+#include "proxyloss/ops.h"
+
+namespace proxyloss {
+
+void RecallAtQuantileLossImpl::check_extra_options() const {
+  common::check_quantile(kName, options.quantile());
+  ops_impl::parse_interpolation(options.interpolation(),
+                                std::string(kName) + ": interpolation");
+}
+
+RankingLossResult RecallAtQuantileLossImpl::call_op(
+    const torch::Tensor& logits, const torch::Tensor& targets,
+    const optional<torch::Tensor>& queue_logits,
+    const optional<torch::Tensor>& queue_targets) const {
+  return ops::recall_at_quantile_loss(logits, targets, queue_logits, queue_targets,
+                                      options.num_classes(), options.quantile(),
+                                      options.interpolation(), options.temperature(),
+                                      common::reduction_string(options.reduction()),
+                                      options.ignore_index(), options.max_pool_size());
+}
+
+void RecallAtQuantileLossImpl::print_extra_options(std::ostream& stream) const {
+  stream << ", quantile=" << options.quantile()
+         << ", interpolation=" << options.interpolation();
+}
+
+} // namespace proxyloss

@@ -1,0 +1,177 @@
+// proxyloss::smooth_ap_loss and proxyloss::recall_at_quantile_loss: a queued
+// ranking loss's whole forward but the queue update, from registered ops.
+// CompositeImplicitAutograd: gradients come from the per-class ops' own
+// autograd Functions (smooth_ap, soft_recall).
+//
+// Per class c of the pool (ranking_pool):
+//   Smooth-AP:         loss_c = 1 - smooth_ap(scores, labels, tau)[c],
+//                      valid where the class has a positive and a negative;
+//   RecallAtQuantile:  theta = selection_quantile(scores, 1 - quantile)
+//                      (detached; NaN for a column with a non-finite score),
+//                      loss_c = 1 - soft_recall(scores, labels, theta, tau)[c],
+//                      valid where the class has a positive.
+// per_class = loss where valid, NaN elsewhere (the logits' dtype); loss = the
+// reduction over the valid classes (none: per_class; an empty pool or no
+// valid class: a zero that keeps a graph to the logits).
+#include "common/ranking_options.h"
+#include "common/reduction.h"
+#include "ops/dispatch.h"
+#include "ops/ranking.h"
+#include "ops/selection_quantile.h"
+
+#include <torch/library.h>
+
+#include <limits>
+#include <string>
+
+namespace proxyloss {
+namespace ops_impl {
+namespace {
+
+// A scalar zero that still has a graph to `logits` (gradient 0), and stays 0
+// even when the logits hold NaN.
+at::Tensor zero_with_graph(const at::Tensor& logits) {
+  return logits.narrow(0, 0, 0).sum();
+}
+
+at::Tensor call_smooth_ap(const at::Tensor& scores, const at::Tensor& labels,
+                          double temperature) {
+  static const auto op =
+      typed_op<at::Tensor(const at::Tensor&, const at::Tensor&, double)>(
+          "proxyloss::smooth_ap");
+  return op.call(scores, labels, temperature);
+}
+
+at::Tensor call_selection_quantile(const at::Tensor& values, double q,
+                                   c10::string_view interpolation) {
+  static const auto op =
+      typed_op<at::Tensor(const at::Tensor&, double, c10::string_view)>(
+          "proxyloss::selection_quantile");
+  return op.call(values, q, interpolation);
+}
+
+at::Tensor call_soft_recall(const at::Tensor& scores, const at::Tensor& labels,
+                            const at::Tensor& thresholds, double temperature) {
+  static const auto op =
+      typed_op<at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&,
+                          double)>("proxyloss::soft_recall");
+  return op.call(scores, labels, thresholds, temperature);
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> call_ranking_pool(
+    const at::Tensor& logits, const at::Tensor& targets,
+    const optional<at::Tensor>& queue_logits, const optional<at::Tensor>& queue_targets,
+    int64_t num_classes, int64_t ignore_index, optional<int64_t> max_pool_size) {
+  static const auto op = typed_op<std::tuple<at::Tensor, at::Tensor, at::Tensor>(
+      const at::Tensor&, const at::Tensor&, const optional<at::Tensor>&,
+      const optional<at::Tensor>&, int64_t, int64_t, optional<int64_t>)>(
+      "proxyloss::ranking_pool");
+  return op.call(logits, targets, queue_logits, queue_targets, num_classes, ignore_index,
+                 max_pool_size);
+}
+
+// Positives per class of pool labels: [C] int64 (device-side, no sync).
+at::Tensor positives_per_class(const at::Tensor& labels, int64_t num_classes) {
+  const auto in_range = labels.ge(0).logical_and(labels.lt(num_classes));
+  const auto sentinel = at::where(in_range, labels, at::full_like(labels, num_classes));
+  return at::bincount(sentinel, /*weights=*/{}, num_classes + 1)
+      .narrow(0, 0, num_classes);
+}
+
+// The result for an empty pool: zero loss with a graph, every class invalid.
+RankingLossResult empty_pool_result(const at::Tensor& logits, int64_t num_classes,
+                                    Reduction reduction, const at::Tensor& events) {
+  auto zero = zero_with_graph(logits);
+  auto loss = reduction == Reduction::None ? zero.expand({num_classes}).clone() : zero;
+  auto per_class =
+      at::full({num_classes}, std::numeric_limits<double>::quiet_NaN(), logits.options());
+  auto valid = at::zeros({num_classes}, logits.options().dtype(at::kBool));
+  return {loss, per_class, valid, events};
+}
+
+// Per-class losses (any value where invalid) -> (loss, per_class, valid).
+RankingLossResult reduce_classes(const at::Tensor& logits, const at::Tensor& class_loss,
+                                 const at::Tensor& valid, Reduction reduction,
+                                 const at::Tensor& events) {
+  const auto typed = class_loss.to(logits.scalar_type());
+  const auto per_class =
+      at::where(valid, typed,
+                at::full({}, std::numeric_limits<double>::quiet_NaN(), typed.options()));
+  if (reduction == Reduction::None) {
+    return {per_class, per_class, valid, events};
+  }
+  // The valid classes' losses (invalid ones masked by where, so their NaN
+  // reaches neither the value nor the gradient); with none valid, a zero
+  // with a graph.
+  const auto kept = at::where(valid, typed, at::zeros({}, typed.options()));
+  const auto count = valid.sum().clamp_min(1).to(typed.scalar_type());
+  auto loss = common::reduce(kept, reduction, count) + zero_with_graph(logits);
+  return {loss, per_class, valid, events};
+}
+
+} // namespace
+
+RankingLossResult smooth_ap_loss(const at::Tensor& logits, const at::Tensor& targets,
+                                 const optional<at::Tensor>& queue_logits,
+                                 const optional<at::Tensor>& queue_targets,
+                                 int64_t num_classes, double temperature,
+                                 c10::string_view reduction_name, int64_t ignore_index,
+                                 optional<int64_t> max_pool_size) {
+  constexpr const char* kOp = "proxyloss::smooth_ap_loss";
+  common::check_ranking_options(kOp, num_classes, temperature, ignore_index,
+                                max_pool_size);
+  const auto reduction = common::parse_reduction(kOp, std::string(reduction_name));
+  at::Tensor scores;
+  at::Tensor labels;
+  at::Tensor events;
+  std::tie(scores, labels, events) =
+      call_ranking_pool(logits, targets, queue_logits, queue_targets, num_classes,
+                        ignore_index, max_pool_size);
+  if (scores.size(0) == 0) {
+    return empty_pool_result(logits, num_classes, reduction, events);
+  }
+  const auto ap = call_smooth_ap(scores, labels, temperature);
+  const auto positives = positives_per_class(labels, num_classes);
+  const auto valid = positives.gt(0).logical_and(positives.lt(scores.size(0)));
+  return reduce_classes(logits, 1 - ap, valid, reduction, events);
+}
+
+RankingLossResult recall_at_quantile_loss(
+    const at::Tensor& logits, const at::Tensor& targets,
+    const optional<at::Tensor>& queue_logits, const optional<at::Tensor>& queue_targets,
+    int64_t num_classes, double quantile, c10::string_view interpolation,
+    double temperature, c10::string_view reduction_name, int64_t ignore_index,
+    optional<int64_t> max_pool_size) {
+  constexpr const char* kOp = "proxyloss::recall_at_quantile_loss";
+  common::check_ranking_options(kOp, num_classes, temperature, ignore_index,
+                                max_pool_size);
+  common::check_quantile(kOp, quantile);
+  parse_interpolation(interpolation, std::string(kOp) + ": interpolation");
+  const auto reduction = common::parse_reduction(kOp, std::string(reduction_name));
+  at::Tensor scores;
+  at::Tensor labels;
+  at::Tensor events;
+  std::tie(scores, labels, events) =
+      call_ranking_pool(logits, targets, queue_logits, queue_targets, num_classes,
+                        ignore_index, max_pool_size);
+  if (scores.size(0) == 0) {
+    return empty_pool_result(logits, num_classes, reduction, events);
+  }
+  const auto detached = scores.detach();
+  // Non-finite scores make the class NaN (never a wrong finite value).
+  const auto thresholds = at::where(
+      at::isfinite(detached).all(/*dim=*/0),
+      call_selection_quantile(detached, 1.0 - quantile, interpolation),
+      at::full({}, std::numeric_limits<double>::quiet_NaN(), detached.options()));
+  const auto recall = call_soft_recall(scores, labels, thresholds, temperature);
+  const auto valid = positives_per_class(labels, num_classes).gt(0);
+  return reduce_classes(logits, 1 - recall, valid, reduction, events);
+}
+
+} // namespace ops_impl
+} // namespace proxyloss
+
+TORCH_LIBRARY_IMPL(proxyloss, CompositeImplicitAutograd, m) {
+  m.impl("smooth_ap_loss", &proxyloss::ops_impl::smooth_ap_loss);
+  m.impl("recall_at_quantile_loss", &proxyloss::ops_impl::recall_at_quantile_loss);
+}

@@ -1,0 +1,152 @@
+// proxyloss::ranking_pool: the pool a queued ranking loss ranks, from the
+// live rows and the (detached) memory queue. CompositeImplicitAutograd: the
+// gradient reaches the live logits through cat / index_select.
+//
+//   1. checks: logits [N, C] floating, targets [N] or [N, 1] integer on the
+//      logits' device, multi-class targets in [0, C) or ignore_index; the
+//      queue, when given, [Q, C] floating and [Q] integer (on any device);
+//   2. pool = live rows followed by the queue rows (cast to the logits'
+//      dtype), without the rows whose target is ignore_index;
+//   3. max_pool_size: a larger pool is subsampled (each observed class first
+//      gets max(1, cap / (2 * classes)) rows, the rest uniformly; torch's RNG);
+//   4. binary mode (C == 1): a non-zero target is a positive of class 0;
+//   5. scores in the compute dtype (float16/bfloat16 -> float32).
+// events[kNonFinite]: a live row that enters the pool has a NaN/inf logit
+// (the queue's rows that can enter a pool are finite: the modules enqueue
+// only finite batches, and their checkpoints are checked); events
+// [kUnexpectedBinaryLabels]: binary mode saw a target other than 0/1;
+// events[kSubsampled]: step 3 ran; events[kEmptyPool]: no row is left (the
+// modules then leave the queue as it is, as the seed).
+#include "common/input_checks.h"
+#include "common/ranking_options.h"
+#include "ops/ranking.h"
+
+#include <torch/library.h>
+
+#include <algorithm>
+#include <vector>
+
+namespace proxyloss {
+namespace ops_impl {
+namespace {
+
+constexpr const char* kOp = "proxyloss::ranking_pool";
+
+void check_logits(const at::Tensor& logits, int64_t num_classes) {
+  common::check_defined(kOp, logits, "logits");
+  TORCH_CHECK(logits.dim() == 2 && logits.size(1) == num_classes, kOp,
+              ": logits must have shape [N, ", num_classes,
+              "] (num_classes=", num_classes, "), got ", logits.sizes());
+  common::check_floating_logits(kOp, logits);
+}
+
+void check_queue(const at::Tensor& logits, const optional<at::Tensor>& queue_logits,
+                 const optional<at::Tensor>& queue_targets) {
+  TORCH_CHECK(queue_logits.has_value() == queue_targets.has_value(), kOp,
+              ": queue_logits and queue_targets must be given together");
+  if (!queue_logits.has_value()) {
+    return;
+  }
+  const auto& q_logits = *queue_logits;
+  const auto& q_targets = *queue_targets;
+  TORCH_CHECK(q_logits.dim() == 2 && q_logits.size(1) == logits.size(1), kOp,
+              ": queue_logits must have shape [Q, ", logits.size(1), "], got ",
+              q_logits.sizes());
+  TORCH_CHECK(at::isFloatingType(q_logits.scalar_type()), kOp,
+              ": queue_logits must be floating point, got ", q_logits.scalar_type());
+  TORCH_CHECK(q_targets.dim() == 1 && q_targets.size(0) == q_logits.size(0), kOp,
+              ": queue_targets must have shape [Q] with Q = ", q_logits.size(0),
+              " (the rows of queue_logits), got ", q_targets.sizes());
+  TORCH_CHECK(at::isIntegralType(q_targets.scalar_type(), /*includeBool=*/false), kOp,
+              ": queue_targets must be an integer tensor, got ", q_targets.scalar_type());
+}
+
+// Rows to keep: a quota per observed class, then uniformly from the rest.
+at::Tensor subsample_rows(const at::Tensor& targets, int64_t cap) {
+  const int64_t M = targets.size(0);
+  const auto index_options = targets.options().dtype(at::kLong);
+  const auto classes = std::get<0>(at::_unique(targets, /*sorted=*/true));
+  const int64_t quota = std::max<int64_t>(1, cap / (2 * classes.size(0)));
+  std::vector<at::Tensor> reserved;
+  for (int64_t k = 0; k < classes.size(0); ++k) {
+    const auto rows = targets.eq(classes[k]).nonzero().squeeze(1);
+    const int64_t keep = std::min<int64_t>(rows.size(0), quota);
+    reserved.push_back(rows.index_select(
+        0, at::randperm(rows.size(0), index_options).narrow(0, 0, keep)));
+  }
+  auto chosen = at::cat(reserved);
+  if (chosen.size(0) >= cap) {
+    return chosen.index_select(
+        0, at::randperm(chosen.size(0), index_options).narrow(0, 0, cap));
+  }
+  auto taken = at::zeros({M}, index_options.dtype(at::kBool));
+  taken.index_fill_(0, chosen, true);
+  const auto rest = taken.logical_not().nonzero().squeeze(1);
+  const auto extra = rest.index_select(
+      0, at::randperm(rest.size(0), index_options).narrow(0, 0, cap - chosen.size(0)));
+  return at::cat({chosen, extra});
+}
+
+} // namespace
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> ranking_pool(
+    const at::Tensor& logits, const at::Tensor& targets,
+    const optional<at::Tensor>& queue_logits, const optional<at::Tensor>& queue_targets,
+    int64_t num_classes, int64_t ignore_index, optional<int64_t> max_pool_size) {
+  TORCH_CHECK(num_classes > 0, kOp, ": num_classes must be > 0, got ", num_classes);
+  TORCH_CHECK(!max_pool_size.has_value() || *max_pool_size > 0, kOp,
+              ": max_pool_size must be > 0 when set, got ", max_pool_size.value_or(0));
+  check_logits(logits, num_classes);
+  const auto live_targets =
+      common::checked_class_targets(kOp, logits, targets, /*allow_column=*/true,
+                                    /*allow_bool=*/true);
+  if (num_classes > 1) {
+    common::check_target_range(kOp, live_targets, num_classes, ignore_index);
+  }
+  check_queue(logits, queue_logits, queue_targets);
+
+  auto pool_logits = logits;
+  auto pool_targets = live_targets;
+  if (queue_logits.has_value()) {
+    pool_logits = at::cat(
+        {logits, queue_logits->detach().to(logits.device(), logits.scalar_type())});
+    pool_targets = at::cat({live_targets, queue_targets->to(logits.device(), at::kLong)});
+  }
+  const auto kept = pool_targets.ne(ignore_index);
+  if (!kept.all().item<bool>()) {
+    const auto rows = kept.nonzero().squeeze(1);
+    pool_logits = pool_logits.index_select(0, rows);
+    pool_targets = pool_targets.index_select(0, rows);
+  }
+  const auto nonfinite = at::isfinite(logits.detach())
+                             .all(/*dim=*/1)
+                             .logical_or(live_targets.eq(ignore_index))
+                             .all()
+                             .logical_not();
+  const bool subsampled =
+      max_pool_size.has_value() && pool_logits.size(0) > *max_pool_size;
+  if (subsampled) {
+    const auto rows = subsample_rows(pool_targets, *max_pool_size);
+    pool_logits = pool_logits.index_select(0, rows);
+    pool_targets = pool_targets.index_select(0, rows);
+  }
+  auto labels = pool_targets;
+  auto unexpected_binary = at::zeros({}, kept.options());
+  if (num_classes == 1) {
+    unexpected_binary = pool_targets.ne(0).logical_and(pool_targets.ne(1)).any();
+    labels = at::where(pool_targets.ne(0), at::zeros_like(pool_targets),
+                       at::full_like(pool_targets, -1));
+  }
+  const auto events =
+      at::stack({nonfinite, unexpected_binary, at::full({}, subsampled, kept.options()),
+                 at::full({}, pool_logits.size(0) == 0, kept.options())});
+  const auto scores = pool_logits.to(common::compute_dtype(logits.scalar_type()));
+  return {scores, labels, events};
+}
+
+} // namespace ops_impl
+} // namespace proxyloss
+
+TORCH_LIBRARY_IMPL(proxyloss, CompositeImplicitAutograd, m) {
+  m.impl("ranking_pool", &proxyloss::ops_impl::ranking_pool);
+}

@@ -1,0 +1,78 @@
+// CPU implementation of proxyloss::selection_quantile: per column one
+// nth_element and, when interpolating, a min over the part above it. O(M)
+// per column, no host synchronisation beyond reading the values.
+#include "ops/cpu/kernel_selection.h"
+#include "ops/selection_quantile.h"
+
+#include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+namespace proxyloss {
+namespace ops_impl {
+namespace {
+
+template <typename T>
+void column_quantiles(const T* values, int64_t M, int64_t C, double q,
+                      QuantileInterpolation mode, T* out) {
+  const auto position = quantile_position<T>(M, q, mode);
+  at::parallel_for(0, C, 1, [&](int64_t begin, int64_t end) {
+    std::vector<T> column(M);
+    for (int64_t c = begin; c < end; ++c) {
+      bool has_nan = false;
+      for (int64_t m = 0; m < M; ++m) {
+        column[m] = values[m * C + c];
+        has_nan = has_nan || std::isnan(column[m]);
+      }
+      if (has_nan) {
+        out[c] = std::numeric_limits<T>::quiet_NaN();
+        continue;
+      }
+      std::nth_element(column.begin(), column.begin() + position.below, column.end());
+      const T below = column[position.below];
+      if (!position.interpolate) {
+        out[c] = below;
+        continue;
+      }
+      const T above =
+          position.distinct_upper
+              ? *std::min_element(column.begin() + position.below + 1, column.end())
+              : below;
+      out[c] = torch_lerp(below, above, static_cast<T>(position.weight));
+    }
+  });
+}
+
+} // namespace
+
+at::Tensor selection_quantile_cpu(const at::Tensor& values_in, double q,
+                                  c10::string_view interpolation) {
+  if (detail::generic_kernels_forced()) {
+    return selection_quantile_generic(values_in, q, interpolation);
+  }
+  check_selection_quantile_inputs(values_in, q);
+  const auto mode =
+      parse_interpolation(interpolation, "proxyloss::selection_quantile: interpolation");
+  const bool column = values_in.dim() == 1;
+  const auto values = (column ? values_in.unsqueeze(1) : values_in).detach().contiguous();
+  const int64_t M = values.size(0);
+  const int64_t C = values.size(1);
+  auto out = at::empty({C}, values.options());
+  AT_DISPATCH_FLOATING_TYPES(values.scalar_type(), "selection_quantile_cpu", [&] {
+    column_quantiles(values.data_ptr<scalar_t>(), M, C, q, mode,
+                     out.data_ptr<scalar_t>());
+  });
+  return column ? out.squeeze(0) : out;
+}
+
+} // namespace ops_impl
+} // namespace proxyloss
+
+TORCH_LIBRARY_IMPL(proxyloss, CPU, m) {
+  m.impl("selection_quantile", &proxyloss::ops_impl::selection_quantile_cpu);
+}

@@ -1,0 +1,44 @@
+// Device-generic implementation of proxyloss::selection_quantile: one
+// at::kthvalue over dim 0 (two when interpolating) for all columns at once;
+// the positions depend on M only, so no value is read on the host.
+#include "ops/selection_quantile.h"
+
+#include <ATen/Dispatch.h>
+#include <torch/library.h>
+
+#include <limits>
+
+namespace proxyloss {
+namespace ops_impl {
+
+at::Tensor selection_quantile_generic(const at::Tensor& values_in, double q,
+                                      c10::string_view interpolation) {
+  check_selection_quantile_inputs(values_in, q);
+  const auto mode =
+      parse_interpolation(interpolation, "proxyloss::selection_quantile: interpolation");
+  const auto values = values_in.detach();
+  const int64_t M = values.size(0);
+  QuantilePosition position{};
+  AT_DISPATCH_FLOATING_TYPES(values.scalar_type(), "selection_quantile_position",
+                             [&] { position = quantile_position<scalar_t>(M, q, mode); });
+  auto out = std::get<0>(at::kthvalue(values, position.below + 1, /*dim=*/0));
+  if (position.interpolate) {
+    const auto above =
+        position.distinct_upper
+            ? std::get<0>(at::kthvalue(values, position.below + 2, /*dim=*/0))
+            : out;
+    // torch's lerp with the weight in the values' dtype (FMA rounding on the
+    // CPU; other devices may differ by an ulp).
+    out = at::lerp(out, above, position.weight);
+  }
+  const auto nan =
+      at::full({}, std::numeric_limits<double>::quiet_NaN(), values.options());
+  return at::where(at::isnan(values).any(/*dim=*/0), nan, out);
+}
+
+} // namespace ops_impl
+} // namespace proxyloss
+
+TORCH_LIBRARY_IMPL(proxyloss, CompositeExplicitAutograd, m) {
+  m.impl("selection_quantile", &proxyloss::ops_impl::selection_quantile_generic);
+}

@@ -1,0 +1,104 @@
+// The C++ entry points of include/proxyloss/ops.h and fair_loss_op.h: each a
+// call through the dispatcher, so that autograd and the per-device
+// implementations apply exactly as from Python.
+#include "proxyloss/ops.h"
+#include "proxyloss/fair_loss_op.h"
+
+#include "ops/dispatch.h"
+
+#include <c10/util/string_view.h>
+
+namespace proxyloss {
+namespace ops {
+
+using ops_impl::typed_op;
+using RankingLossResult = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor>;
+
+at::Tensor smooth_ap(const at::Tensor& scores, const at::Tensor& labels,
+                     double temperature) {
+  static const auto op =
+      typed_op<at::Tensor(const at::Tensor&, const at::Tensor&, double)>(
+          "proxyloss::smooth_ap");
+  return op.call(scores, labels, temperature);
+}
+
+at::Tensor selection_quantile(const at::Tensor& values, double q,
+                              const std::string& interpolation) {
+  static const auto op =
+      typed_op<at::Tensor(const at::Tensor&, double, c10::string_view)>(
+          "proxyloss::selection_quantile");
+  return op.call(values, q, interpolation);
+}
+
+at::Tensor soft_recall(const at::Tensor& scores, const at::Tensor& labels,
+                       const at::Tensor& thresholds, double temperature) {
+  static const auto op =
+      typed_op<at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&,
+                          double)>("proxyloss::soft_recall");
+  return op.call(scores, labels, thresholds, temperature);
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> ranking_pool(
+    const at::Tensor& logits, const at::Tensor& targets,
+    const optional<at::Tensor>& queue_logits, const optional<at::Tensor>& queue_targets,
+    int64_t num_classes, int64_t ignore_index, optional<int64_t> max_pool_size) {
+  static const auto op = typed_op<std::tuple<at::Tensor, at::Tensor, at::Tensor>(
+      const at::Tensor&, const at::Tensor&, const optional<at::Tensor>&,
+      const optional<at::Tensor>&, int64_t, int64_t, optional<int64_t>)>(
+      "proxyloss::ranking_pool");
+  return op.call(logits, targets, queue_logits, queue_targets, num_classes, ignore_index,
+                 max_pool_size);
+}
+
+RankingLossResult smooth_ap_loss(const at::Tensor& logits, const at::Tensor& targets,
+                                 const optional<at::Tensor>& queue_logits,
+                                 const optional<at::Tensor>& queue_targets,
+                                 int64_t num_classes, double temperature,
+                                 const std::string& reduction, int64_t ignore_index,
+                                 optional<int64_t> max_pool_size) {
+  static const auto op = typed_op<RankingLossResult(
+      const at::Tensor&, const at::Tensor&, const optional<at::Tensor>&,
+      const optional<at::Tensor>&, int64_t, double, c10::string_view, int64_t,
+      optional<int64_t>)>("proxyloss::smooth_ap_loss");
+  return op.call(logits, targets, queue_logits, queue_targets, num_classes, temperature,
+                 reduction, ignore_index, max_pool_size);
+}
+
+RankingLossResult recall_at_quantile_loss(
+    const at::Tensor& logits, const at::Tensor& targets,
+    const optional<at::Tensor>& queue_logits, const optional<at::Tensor>& queue_targets,
+    int64_t num_classes, double quantile, const std::string& interpolation,
+    double temperature, const std::string& reduction, int64_t ignore_index,
+    optional<int64_t> max_pool_size) {
+  static const auto op = typed_op<RankingLossResult(
+      const at::Tensor&, const at::Tensor&, const optional<at::Tensor>&,
+      const optional<at::Tensor>&, int64_t, double, c10::string_view, double,
+      c10::string_view, int64_t, optional<int64_t>)>(
+      "proxyloss::recall_at_quantile_loss");
+  return op.call(logits, targets, queue_logits, queue_targets, num_classes, quantile,
+                 interpolation, temperature, reduction, ignore_index, max_pool_size);
+}
+
+void queue_push_(at::Tensor& queue_logits, at::Tensor& queue_targets,
+                 at::Tensor& queue_ptr, const at::Tensor& logits,
+                 const at::Tensor& targets) {
+  static const auto op =
+      typed_op<void(at::Tensor&, at::Tensor&, at::Tensor&, const at::Tensor&,
+                    const at::Tensor&)>("proxyloss::queue_push_");
+  op.call(queue_logits, queue_targets, queue_ptr, logits, targets);
+}
+
+at::Tensor fair_loss(const at::Tensor& logits, const at::Tensor& targets,
+                     const optional<at::Tensor>& weight, double smooth_max_beta,
+                     double scaling_factor, int64_t ignore_index,
+                     double label_smoothing) {
+  static const auto op =
+      typed_op<at::Tensor(const at::Tensor&, const at::Tensor&,
+                          const optional<at::Tensor>&, double, double, int64_t, double)>(
+          "proxyloss::fair_loss");
+  return op.call(logits, targets, weight, smooth_max_beta, scaling_factor, ignore_index,
+                 label_smoothing);
+}
+
+} // namespace ops
+} // namespace proxyloss

@@ -1,0 +1,64 @@
+// Every proxyloss op's schema, in one place: the library `proxyloss`
+// (torch.ops.proxyloss.* in Python). Implementations register beside their
+// code: cpu/ (CPU), generic/ (CompositeExplicitAutograd: any device),
+// composite/ (CompositeImplicitAutograd: built from other ops), autograd/
+// (Autograd). A CUDA backend adds TORCH_LIBRARY_IMPL(proxyloss, CUDA, m) in
+// cuda/, which takes precedence over the generic implementations there.
+//
+// Ops whose names start with an underscore are private: the forward and
+// backward halves of a differentiable op, called by its autograd Function.
+// Their argument lists may change between releases.
+#include <torch/library.h>
+
+TORCH_LIBRARY(proxyloss, m) {
+  // --- Smooth-AP ---------------------------------------------------------------
+  m.def("smooth_ap(Tensor scores, Tensor labels, float temperature) -> Tensor");
+  m.def(
+      "_smooth_ap_forward(Tensor scores, Tensor labels, float temperature)"
+      " -> (Tensor, Tensor, Tensor, Tensor)");
+  m.def(
+      "_smooth_ap_backward(Tensor grad_ap, Tensor scores, Tensor labels,"
+      " Tensor rank_all, Tensor rank_pos, Tensor order, float temperature) -> Tensor");
+
+  // --- RecallAtQuantile --------------------------------------------------------
+  m.def("selection_quantile(Tensor values, float q, str interpolation) -> Tensor");
+  m.def(
+      "soft_recall(Tensor scores, Tensor labels, Tensor thresholds, float temperature)"
+      " -> Tensor");
+  m.def(
+      "_soft_recall_backward(Tensor grad_recall, Tensor scores, Tensor labels,"
+      " Tensor thresholds, float temperature) -> Tensor");
+
+  // --- the queued ranking pipeline ----------------------------------------------
+  m.def(
+      "ranking_pool(Tensor logits, Tensor targets, Tensor? queue_logits,"
+      " Tensor? queue_targets, int num_classes, int ignore_index, int? max_pool_size)"
+      " -> (Tensor scores, Tensor labels, Tensor events)");
+  m.def(
+      "smooth_ap_loss(Tensor logits, Tensor targets, Tensor? queue_logits,"
+      " Tensor? queue_targets, int num_classes, float temperature, str reduction,"
+      " int ignore_index, int? max_pool_size)"
+      " -> (Tensor loss, Tensor per_class, Tensor valid, Tensor events)");
+  m.def(
+      "recall_at_quantile_loss(Tensor logits, Tensor targets, Tensor? queue_logits,"
+      " Tensor? queue_targets, int num_classes, float quantile, str interpolation,"
+      " float temperature, str reduction, int ignore_index, int? max_pool_size)"
+      " -> (Tensor loss, Tensor per_class, Tensor valid, Tensor events)");
+  m.def(
+      "queue_push_(Tensor(a!) queue_logits, Tensor(b!) queue_targets,"
+      " Tensor(c!) queue_ptr, Tensor logits, Tensor targets) -> ()");
+
+  // --- FairLoss ------------------------------------------------------------------
+  m.def(
+      "fair_loss(Tensor logits, Tensor targets, Tensor? weight, float smooth_max_beta,"
+      " float scaling_factor, int ignore_index, float label_smoothing) -> Tensor");
+  m.def(
+      "_fair_loss_forward(Tensor logits, Tensor targets, Tensor? weight,"
+      " float smooth_max_beta, float scaling_factor, int ignore_index,"
+      " float label_smoothing) -> (Tensor, Tensor, Tensor, Tensor)");
+  m.def(
+      "_fair_loss_backward(Tensor grad_loss, Tensor logits, Tensor targets,"
+      " Tensor? weight, Tensor row_max, Tensor lse, Tensor beta_lse,"
+      " float smooth_max_beta, float scaling_factor, int ignore_index,"
+      " float label_smoothing) -> Tensor");
+}
