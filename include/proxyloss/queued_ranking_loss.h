@@ -29,6 +29,13 @@ namespace proxyloss {
 using RankingLossResult =
     std::tuple<torch::Tensor, torch::Tensor, torch::Tensor, torch::Tensor>;
 
+// Which once-per-instance warnings a ranking loss has issued.
+struct RankingWarningsIssued {
+  bool binary_labels = false;
+  bool subsample = false;
+  bool nonfinite = false;
+};
+
 template <typename Derived, typename Options>
 class QueuedRankingLoss : public torch::nn::Cloneable<Derived>,
                           public RankingLossControl,
@@ -76,15 +83,12 @@ class QueuedRankingLoss : public torch::nn::Cloneable<Derived>,
 
  private:
   void check_options() const;
-  void warn_once(const torch::Tensor& events, const torch::Tensor& targets);
 
   // What the queue buffers were built for (reset() rebuilds them).
   int64_t built_num_classes_ = 0;
   int64_t built_queue_size_ = 0;
   int64_t built_ignore_index_ = 0;
-  bool warned_binary_labels_ = false;
-  bool warned_subsample_ = false;
-  bool warned_nonfinite_ = false;
+  RankingWarningsIssued warned_;
 };
 
 } // namespace proxyloss

@@ -96,6 +96,7 @@ void QueuedRankingLoss<Derived, Options>::reset() {
   built_num_classes_ = options.num_classes();
   built_queue_size_ = options.queue_size();
   built_ignore_index_ = options.ignore_index();
+  warned_ = RankingWarningsIssued();
   const bool registered = this->named_buffers(/*recurse=*/false).contains("queue_logits");
   if (built_queue_size_ == 0 && !registered) {
     return;
@@ -158,7 +159,10 @@ QueuedRankingLoss<Derived, Options>::forward_per_class(const torch::Tensor& logi
   torch::Tensor valid;
   torch::Tensor events;
   std::tie(loss, per_class, valid, events) =
-      static_cast<const Derived&>(*this).call_op(logits, targets, q_logits, q_targets);
+      nn_impl::naming_the_loss(Derived::kName, [&] {
+        return static_cast<const Derived&>(*this).call_op(logits, targets, q_logits,
+                                                          q_targets);
+      });
 
   // The queue follows the logits' device (the op has accepted them).
   if (has_queue && queue_logits.device() != logits.device()) {
@@ -170,14 +174,9 @@ QueuedRankingLoss<Derived, Options>::forward_per_class(const torch::Tensor& logi
   // What the op saw, read on the host once, for the warnings and the
   // queue update.
   const auto happened = events.to(torch::kCPU);
-  nn_impl::RankingWarnings issued{warned_binary_labels_, warned_subsample_,
-                                  warned_nonfinite_};
   const bool nonfinite = nn_impl::warn_ranking_events(
       Derived::kName, happened, targets, has_queue ? queue_targets : torch::Tensor(),
-      options.ignore_index(), options.max_pool_size().value_or(0), issued);
-  warned_binary_labels_ = issued.binary_labels;
-  warned_subsample_ = issued.subsample;
-  warned_nonfinite_ = issued.nonfinite;
+      options.ignore_index(), options.max_pool_size().value_or(0), warned_);
 
   const bool update = this->is_training() || options.update_queue_in_eval();
   const bool empty_pool = happened.data_ptr<bool>()[ops::kEmptyPool];

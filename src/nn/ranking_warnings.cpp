@@ -27,7 +27,7 @@ at::Tensor unexpected_binary_labels(const at::Tensor& targets,
 bool warn_ranking_events(const std::string& loss_name, const at::Tensor& events,
                          const at::Tensor& targets, const at::Tensor& queue_targets,
                          int64_t ignore_index, int64_t max_pool_size,
-                         RankingWarnings& issued) {
+                         RankingWarningsIssued& issued) {
   const auto flags = events.to(at::kCPU);
   const bool* happened = flags.data_ptr<bool>();
   if (happened[ops::kNonFiniteLogits] && !issued.nonfinite) {

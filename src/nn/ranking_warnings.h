@@ -1,19 +1,17 @@
-// The once-per-instance warnings of the queued ranking losses, from the
-// `events` their ops return (proxyloss::ops::RankingEvent).
+// What the queued ranking losses' modules add around their ops: the
+// once-per-instance warnings from the `events` the ops return
+// (proxyloss::ops::RankingEvent), and error messages that name the loss.
 #pragma once
 
+#include "proxyloss/queued_ranking_loss.h"
+
 #include <ATen/ATen.h>
+#include <c10/util/Exception.h>
 
 #include <string>
 
 namespace proxyloss {
 namespace nn_impl {
-
-struct RankingWarnings {
-  bool binary_labels = false;
-  bool subsample = false;
-  bool nonfinite = false;
-};
 
 // Reads `events` (one host synchronisation) and issues each warning that has
 // not been issued yet, marking it in `issued`. `targets` (and queue_targets
@@ -23,7 +21,20 @@ struct RankingWarnings {
 bool warn_ranking_events(const std::string& loss_name, const at::Tensor& events,
                          const at::Tensor& targets, const at::Tensor& queue_targets,
                          int64_t ignore_index, int64_t max_pool_size,
-                         RankingWarnings& issued);
+                         RankingWarningsIssued& issued);
+
+// Runs `call` (an op call) and rethrows its c10::Error with the loss's name
+// in front, so that a bad input names the loss the user called as well as
+// the op that found it: "SmoothAPLoss: proxyloss::ranking_pool: ...".
+template <typename Call>
+auto naming_the_loss(const std::string& loss_name, Call&& call) -> decltype(call()) {
+  try {
+    return call();
+  } catch (const c10::Error& error) {
+    TORCH_CHECK(false, loss_name, ": ", error.what_without_backtrace());
+    throw; // not reached: TORCH_CHECK(false, ...) throws
+  }
+}
 
 } // namespace nn_impl
 } // namespace proxyloss

@@ -26,7 +26,7 @@ torch::Tensor smooth_ap_loss(const torch::Tensor& logits, const torch::Tensor& t
                                           options.num_classes(), options.temperature(),
                                           common::reduction_string(options.reduction()),
                                           options.ignore_index(), c10::nullopt);
-  nn_impl::RankingWarnings issued; // a call is an instance: it may warn each time
+  RankingWarningsIssued issued; // each call is an instance: it may warn each time
   nn_impl::warn_ranking_events("smooth_ap_loss", std::get<3>(result), targets,
                                torch::Tensor(), options.ignore_index(), 0, issued);
   return std::get<0>(result);

@@ -1,4 +1,5 @@
-// Implementations behind the proxyloss::fair_loss_forward / _backward ops.
+// Implementations behind the private ops proxyloss::_fair_loss_forward and
+// proxyloss::_fair_loss_backward (the halves of proxyloss::fair_loss).
 //
 // Op contract (all implementations):
 //   logits [N, C] float32/float64 (C >= 1), targets [N] int64 with values in

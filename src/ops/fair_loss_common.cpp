@@ -68,9 +68,7 @@ void check_fair_loss_saved(const at::Tensor& grad_loss, const at::Tensor& logits
     TORCH_CHECK(t.scalar_type() == logits.scalar_type(), kOp, ": ", named.first,
                 " must have the dtype of logits (", logits.scalar_type(), "), got ",
                 t.scalar_type());
-    TORCH_CHECK(t.device() == logits.device(), kOp, ": ", named.first,
-                " must be on the device of logits (", logits.device(), "), got ",
-                t.device());
+    common::check_same_device(kOp, logits, t, named.first);
   }
 }
 

@@ -1,4 +1,5 @@
-// Implementations behind the proxyloss::smooth_ap_forward / _backward ops.
+// Implementations behind the private ops proxyloss::_smooth_ap_forward and
+// proxyloss::_smooth_ap_backward (the halves of proxyloss::smooth_ap).
 //
 // Op contract (all implementations):
 //   scores [M, C] float32/float64, labels [M] int64, temperature > 0.

@@ -6,6 +6,7 @@
 
 #include <torch/library.h>
 #include <algorithm>
+#include <vector>
 
 namespace proxyloss {
 namespace ops_impl {
@@ -24,9 +25,32 @@ struct ClassView {
   at::Tensor pos_mask; // [M] 1 for positives, 0 elsewhere (scores' dtype)
 };
 
-ClassView view_class(const at::Tensor& scores, const at::Tensor& labels, int64_t c) {
-  const auto is_pos = labels.eq(c);
-  return {scores.select(1, c), is_pos.nonzero().squeeze(1), is_pos.to(scores.dtype())};
+// The rows of every class's positives, class after class: one stable sort
+// of the labels (out-of-range labels, the negatives, sort last), so that no
+// class needs a host synchronisation of its own (as nonzero() would).
+struct PositiveRows {
+  at::Tensor rows;             // [M] row indices grouped by class
+  std::vector<int64_t> offset; // class c's positives: rows[offset[c], offset[c] + P_c)
+};
+
+PositiveRows positive_rows(const at::Tensor& labels, const at::Tensor& counts) {
+  const int64_t C = counts.size(0);
+  const auto in_range = labels.ge(0).logical_and(labels.lt(C));
+  const auto sentinel = at::where(in_range, labels, at::full_like(labels, C));
+  PositiveRows out{std::get<1>(at::sort(sentinel, /*stable=*/true, /*dim=*/0,
+                                        /*descending=*/false)),
+                   std::vector<int64_t>(C, 0)};
+  const int64_t* count = counts.data_ptr<int64_t>(); // on the CPU already
+  for (int64_t c = 1; c < C; ++c) {
+    out.offset[c] = out.offset[c - 1] + count[c - 1];
+  }
+  return out;
+}
+
+ClassView view_class(const at::Tensor& scores, const at::Tensor& labels,
+                     const PositiveRows& positives, int64_t c, int64_t P) {
+  return {scores.select(1, c), positives.rows.narrow(0, positives.offset[c], P),
+          labels.eq(c).to(scores.dtype())};
 }
 
 } // namespace
@@ -42,13 +66,14 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> smooth_ap_forward_gen
   const auto nonfinite = nonfinite_classes(scores);
   const double inv_tau = 1.0 / temperature;
   const int64_t rows_per_chunk = chunk_rows(M);
+  const auto positives = positive_rows(labels, counts);
 
   for (int64_t c = 0; c < C; ++c) {
     const int64_t P = counts.data_ptr<int64_t>()[c];
     if (P == 0 || nonfinite.data_ptr<bool>()[c]) {
       continue;
     }
-    const auto cls = view_class(scores, labels, c);
+    const auto cls = view_class(scores, labels, positives, c, P);
     for (int64_t start = 0; start < P; start += rows_per_chunk) {
       const auto rows =
           cls.pos_rows.narrow(0, start, std::min(rows_per_chunk, P - start));
@@ -84,6 +109,7 @@ at::Tensor smooth_ap_backward_generic(const at::Tensor& grad_ap, const at::Tenso
   auto grad_scores = at::zeros_like(scores);
   const double inv_tau = 1.0 / temperature;
   const int64_t rows_per_chunk = chunk_rows(M);
+  const auto positives = positive_rows(labels, counts);
 
   for (int64_t c = 0; c < C; ++c) {
     const int64_t P = counts.data_ptr<int64_t>()[c];
@@ -91,7 +117,7 @@ at::Tensor smooth_ap_backward_generic(const at::Tensor& grad_ap, const at::Tenso
         grad_cpu.data_ptr<double>()[c] == 0.0) {
       continue;
     }
-    const auto cls = view_class(scores, labels, c);
+    const auto cls = view_class(scores, labels, positives, c, P);
     auto grad_column = at::zeros_like(cls.column);
     for (int64_t start = 0; start < P; start += rows_per_chunk) {
       const auto rows =
