@@ -66,6 +66,17 @@ at::Tensor checked_class_targets(const std::string& who, const at::Tensor& logit
 
 void check_target_range(const std::string& who, const at::Tensor& targets,
                         int64_t num_classes, int64_t ignore_index) {
+  if (targets.is_cpu() && targets.scalar_type() == at::kLong && targets.is_contiguous()) {
+    // The common case, in one plain loop: no target is out of range.
+    const int64_t* t = targets.data_ptr<int64_t>();
+    bool any_bad = false;
+    for (int64_t i = 0; i < targets.numel(); ++i) {
+      any_bad = any_bad || ((t[i] < 0 || t[i] >= num_classes) && t[i] != ignore_index);
+    }
+    if (!any_bad) {
+      return;
+    }
+  }
   const auto bad = targets.ne(ignore_index)
                        .logical_and(targets.lt(0).logical_or(targets.ge(num_classes)));
   if (!bad.any().item<bool>()) {

@@ -102,10 +102,10 @@ RankingLossResult reduce_classes(const at::Tensor& logits, const at::Tensor& cla
   }
   // The valid classes' losses (invalid ones masked by where, so their NaN
   // reaches neither the value nor the gradient); with none valid, a zero
-  // with a graph.
+  // that still has a graph to the logits (through where).
   const auto kept = at::where(valid, typed, at::zeros({}, typed.options()));
   const auto count = valid.sum().clamp_min(1).to(typed.scalar_type());
-  auto loss = common::reduce(kept, reduction, count) + zero_with_graph(logits);
+  auto loss = common::reduce(kept, reduction, count);
   return {loss, per_class, valid, events};
 }
 

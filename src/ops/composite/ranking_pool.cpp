@@ -20,6 +20,7 @@
 #include "common/input_checks.h"
 #include "common/ranking_options.h"
 #include "ops/ranking.h"
+#include "proxyloss/ops.h"
 
 #include <torch/library.h>
 
@@ -113,16 +114,19 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> ranking_pool(
     pool_targets = at::cat({live_targets, queue_targets->to(logits.device(), at::kLong)});
   }
   const auto kept = pool_targets.ne(ignore_index);
-  if (!kept.all().item<bool>()) {
+  const bool all_kept = kept.all().item<bool>();
+  if (!all_kept) {
     const auto rows = kept.nonzero().squeeze(1);
     pool_logits = pool_logits.index_select(0, rows);
     pool_targets = pool_targets.index_select(0, rows);
   }
-  const auto nonfinite = at::isfinite(logits.detach())
-                             .all(/*dim=*/1)
-                             .logical_or(live_targets.eq(ignore_index))
-                             .all()
-                             .logical_not();
+  // Device-side: the live rows that enter the pool hold a NaN or inf.
+  const auto finite = at::isfinite(logits.detach());
+  const auto nonfinite = all_kept ? finite.all().logical_not()
+                                  : finite.all(/*dim=*/1)
+                                        .logical_or(live_targets.eq(ignore_index))
+                                        .all()
+                                        .logical_not();
   const bool subsampled =
       max_pool_size.has_value() && pool_logits.size(0) > *max_pool_size;
   if (subsampled) {
@@ -130,16 +134,22 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> ranking_pool(
     pool_logits = pool_logits.index_select(0, rows);
     pool_targets = pool_targets.index_select(0, rows);
   }
+  // events: the host-known flags first, then the device-side ones copied in.
+  auto events = at::zeros({4}, kept.options());
+  if (subsampled) {
+    events[ops::kSubsampled].fill_(true);
+  }
+  if (pool_logits.size(0) == 0) {
+    events[ops::kEmptyPool].fill_(true);
+  }
+  events[ops::kNonFiniteLogits].copy_(nonfinite);
   auto labels = pool_targets;
-  auto unexpected_binary = at::zeros({}, kept.options());
   if (num_classes == 1) {
-    unexpected_binary = pool_targets.ne(0).logical_and(pool_targets.ne(1)).any();
+    events[ops::kUnexpectedBinaryLabels].copy_(
+        pool_targets.ne(0).logical_and(pool_targets.ne(1)).any());
     labels = at::where(pool_targets.ne(0), at::zeros_like(pool_targets),
                        at::full_like(pool_targets, -1));
   }
-  const auto events =
-      at::stack({nonfinite, unexpected_binary, at::full({}, subsampled, kept.options()),
-                 at::full({}, pool_logits.size(0) == 0, kept.options())});
   const auto scores = pool_logits.to(common::compute_dtype(logits.scalar_type()));
   return {scores, labels, events};
 }

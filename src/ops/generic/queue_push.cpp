@@ -10,6 +10,8 @@
 
 #include <torch/library.h>
 
+#include <algorithm>
+
 namespace proxyloss {
 namespace ops_impl {
 namespace {
@@ -63,6 +65,21 @@ void queue_push_(at::Tensor& queue_logits, at::Tensor& queue_targets,
     queue_ptr.zero_();
     return;
   }
+  if (queue_ptr.is_cpu()) {
+    // The pointer is on the host: two contiguous copies (reading it costs
+    // nothing here). A pointer outside [0, Q) is reduced modulo Q, as below.
+    const int64_t start = ((queue_ptr.item<int64_t>() % Q) + Q) % Q;
+    const int64_t head = std::min(N, Q - start);
+    queue_logits.narrow(0, start, head).copy_(rows.narrow(0, 0, head));
+    queue_targets.narrow(0, start, head).copy_(row_labels.narrow(0, 0, head));
+    if (N > head) {
+      queue_logits.narrow(0, 0, N - head).copy_(rows.narrow(0, head, N - head));
+      queue_targets.narrow(0, 0, N - head).copy_(row_labels.narrow(0, head, N - head));
+    }
+    queue_ptr.fill_((start + N) % Q);
+    return;
+  }
+  // On a device: the slots are computed there, no synchronisation.
   const auto start = queue_ptr.reshape({1}).to(at::kLong);
   const auto slots = (start + at::arange(N, start.options())).remainder(Q);
   queue_logits.index_copy_(0, slots, rows);
