@@ -7,10 +7,10 @@
 //   theta_c = quantile(s, 1 - quantile)        detached: no gradient
 //   loss_c  = 1 - (1 / |P|) sum_{i in P} sigmoid((s_i - theta_c) / tau)
 // theta is found by selection in O(M) (proxyloss::selection_quantile) and
-// equals torch::quantile with the
-// chosen interpolation; the gradient flows through the positives' scores
-// only. A class with no positive in the pool is degenerate: left out of
-// mean/sum, NaN in reduction none and in forward_per_class.
+// equals torch::quantile with the chosen interpolation; the gradient flows
+// through the positives' scores only. A class with no positive in the pool
+// is degenerate: left out of mean/sum, NaN in reduction none and in
+// forward_per_class.
 #pragma once
 
 #include "proxyloss/compat.h"

@@ -15,14 +15,15 @@
 // valid class: a zero that keeps a graph to the logits).
 #include "common/ranking_options.h"
 #include "common/reduction.h"
-#include "ops/dispatch.h"
 #include "ops/ranking.h"
 #include "ops/selection_quantile.h"
+#include "proxyloss/ops.h"
 
 #include <torch/library.h>
 
 #include <limits>
 #include <string>
+#include <tuple>
 
 namespace proxyloss {
 namespace ops_impl {
@@ -34,48 +35,12 @@ at::Tensor zero_with_graph(const at::Tensor& logits) {
   return logits.narrow(0, 0, 0).sum();
 }
 
-at::Tensor call_smooth_ap(const at::Tensor& scores, const at::Tensor& labels,
-                          double temperature) {
-  static const auto op =
-      typed_op<at::Tensor(const at::Tensor&, const at::Tensor&, double)>(
-          "proxyloss::smooth_ap");
-  return op.call(scores, labels, temperature);
-}
-
-at::Tensor call_selection_quantile(const at::Tensor& values, double q,
-                                   c10::string_view interpolation) {
-  static const auto op =
-      typed_op<at::Tensor(const at::Tensor&, double, c10::string_view)>(
-          "proxyloss::selection_quantile");
-  return op.call(values, q, interpolation);
-}
-
-at::Tensor call_soft_recall(const at::Tensor& scores, const at::Tensor& labels,
-                            const at::Tensor& thresholds, double temperature) {
-  static const auto op =
-      typed_op<at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&,
-                          double)>("proxyloss::soft_recall");
-  return op.call(scores, labels, thresholds, temperature);
-}
-
-std::tuple<at::Tensor, at::Tensor, at::Tensor> call_ranking_pool(
-    const at::Tensor& logits, const at::Tensor& targets,
-    const optional<at::Tensor>& queue_logits, const optional<at::Tensor>& queue_targets,
-    int64_t num_classes, int64_t ignore_index, optional<int64_t> max_pool_size) {
-  static const auto op = typed_op<std::tuple<at::Tensor, at::Tensor, at::Tensor>(
-      const at::Tensor&, const at::Tensor&, const optional<at::Tensor>&,
-      const optional<at::Tensor>&, int64_t, int64_t, optional<int64_t>)>(
-      "proxyloss::ranking_pool");
-  return op.call(logits, targets, queue_logits, queue_targets, num_classes, ignore_index,
-                 max_pool_size);
-}
-
 // Positives per class of pool labels: [C] int64 (device-side, no sync).
+// Labels are clamped to [-1, C] and shifted by one, so that the negatives
+// (below 0 or at least C) fall in the two outer bins.
 at::Tensor positives_per_class(const at::Tensor& labels, int64_t num_classes) {
-  const auto in_range = labels.ge(0).logical_and(labels.lt(num_classes));
-  const auto sentinel = at::where(in_range, labels, at::full_like(labels, num_classes));
-  return at::bincount(sentinel, /*weights=*/{}, num_classes + 1)
-      .narrow(0, 0, num_classes);
+  return at::bincount(labels.clamp(-1, num_classes) + 1, /*weights=*/{}, num_classes + 2)
+      .narrow(0, 1, num_classes);
 }
 
 // The result for an empty pool: zero loss with a graph, every class invalid.
@@ -109,6 +74,30 @@ RankingLossResult reduce_classes(const at::Tensor& logits, const at::Tensor& cla
   return {loss, per_class, valid, events};
 }
 
+// The pipeline both losses share: the pool, then `per_class(scores,
+// labels)` -> (per-class loss, valid), then the reduction.
+template <typename PerClass>
+RankingLossResult ranking_loss(const at::Tensor& logits, const at::Tensor& targets,
+                               const optional<at::Tensor>& queue_logits,
+                               const optional<at::Tensor>& queue_targets,
+                               int64_t num_classes, int64_t ignore_index,
+                               optional<int64_t> max_pool_size, Reduction reduction,
+                               PerClass&& per_class) {
+  at::Tensor scores;
+  at::Tensor labels;
+  at::Tensor events;
+  std::tie(scores, labels, events) =
+      ops::ranking_pool(logits, targets, queue_logits, queue_targets, num_classes,
+                        ignore_index, max_pool_size);
+  if (scores.size(0) == 0) {
+    return empty_pool_result(logits, num_classes, reduction, events);
+  }
+  at::Tensor class_loss;
+  at::Tensor valid;
+  std::tie(class_loss, valid) = per_class(scores, labels);
+  return reduce_classes(logits, class_loss, valid, reduction, events);
+}
+
 } // namespace
 
 RankingLossResult smooth_ap_loss(const at::Tensor& logits, const at::Tensor& targets,
@@ -121,19 +110,14 @@ RankingLossResult smooth_ap_loss(const at::Tensor& logits, const at::Tensor& tar
   common::check_ranking_options(kOp, num_classes, temperature, ignore_index,
                                 max_pool_size);
   const auto reduction = common::parse_reduction(kOp, std::string(reduction_name));
-  at::Tensor scores;
-  at::Tensor labels;
-  at::Tensor events;
-  std::tie(scores, labels, events) =
-      call_ranking_pool(logits, targets, queue_logits, queue_targets, num_classes,
-                        ignore_index, max_pool_size);
-  if (scores.size(0) == 0) {
-    return empty_pool_result(logits, num_classes, reduction, events);
-  }
-  const auto ap = call_smooth_ap(scores, labels, temperature);
-  const auto positives = positives_per_class(labels, num_classes);
-  const auto valid = positives.gt(0).logical_and(positives.lt(scores.size(0)));
-  return reduce_classes(logits, 1 - ap, valid, reduction, events);
+  return ranking_loss(
+      logits, targets, queue_logits, queue_targets, num_classes, ignore_index,
+      max_pool_size, reduction, [&](const at::Tensor& scores, const at::Tensor& labels) {
+        const auto ap = ops::smooth_ap(scores, labels, temperature);
+        const auto positives = positives_per_class(labels, num_classes);
+        const auto valid = positives.gt(0).logical_and(positives.lt(scores.size(0)));
+        return std::make_tuple(1 - ap, valid);
+      });
 }
 
 RankingLossResult recall_at_quantile_loss(
@@ -148,24 +132,20 @@ RankingLossResult recall_at_quantile_loss(
   common::check_quantile(kOp, quantile);
   parse_interpolation(interpolation, std::string(kOp) + ": interpolation");
   const auto reduction = common::parse_reduction(kOp, std::string(reduction_name));
-  at::Tensor scores;
-  at::Tensor labels;
-  at::Tensor events;
-  std::tie(scores, labels, events) =
-      call_ranking_pool(logits, targets, queue_logits, queue_targets, num_classes,
-                        ignore_index, max_pool_size);
-  if (scores.size(0) == 0) {
-    return empty_pool_result(logits, num_classes, reduction, events);
-  }
-  const auto detached = scores.detach();
-  // Non-finite scores make the class NaN (never a wrong finite value).
-  const auto thresholds = at::where(
-      at::isfinite(detached).all(/*dim=*/0),
-      call_selection_quantile(detached, 1.0 - quantile, interpolation),
-      at::full({}, std::numeric_limits<double>::quiet_NaN(), detached.options()));
-  const auto recall = call_soft_recall(scores, labels, thresholds, temperature);
-  const auto valid = positives_per_class(labels, num_classes).gt(0);
-  return reduce_classes(logits, 1 - recall, valid, reduction, events);
+  const std::string mode(interpolation);
+  return ranking_loss(
+      logits, targets, queue_logits, queue_targets, num_classes, ignore_index,
+      max_pool_size, reduction, [&](const at::Tensor& scores, const at::Tensor& labels) {
+        const auto detached = scores.detach();
+        // Non-finite scores make the class NaN (never a wrong finite value).
+        const auto thresholds = at::where(
+            at::isfinite(detached).all(/*dim=*/0),
+            ops::selection_quantile(detached, 1.0 - quantile, mode),
+            at::full({}, std::numeric_limits<double>::quiet_NaN(), detached.options()));
+        const auto recall = ops::soft_recall(scores, labels, thresholds, temperature);
+        const auto valid = positives_per_class(labels, num_classes).gt(0);
+        return std::make_tuple(1 - recall, valid);
+      });
 }
 
 } // namespace ops_impl
