@@ -1,8 +1,9 @@
 // The ops behind the losses, registered with the PyTorch dispatcher as
 // `proxyloss::*`: callable from C++ (these functions), TorchScript and
 // Python (torch.ops.proxyloss.*, after torch.ops.load_library on
-// libproxyloss.so). Every number a loss returns is computed by one of them:
-// the loss modules hold options and queue buffers, warn, and call these.
+// libproxyloss.so). Every number the ranking losses and FairLoss return is
+// computed by one of them: their modules hold options and queue buffers,
+// warn, and call these.
 // Most users want the modules instead. FairLoss's op is in fair_loss_op.h.
 //
 // Conventions: "labels" are op labels, row m a positive of class labels[m]

@@ -1,7 +1,9 @@
 # cmake -DBUILD_DIR=... -DCONSUMER_DIR=... -DWORK_DIR=... [-DEXTRA_PREFIX=...]
 #       [-DLAUNCHER=...] -P run_install_test.cmake
-# Installs the built proxyloss into a scratch prefix, then configures, builds
-# and runs a consumer project that finds it with find_package(proxyloss).
+# Installs the built proxyloss into a scratch prefix, checks that every
+# installed header is public (named by the umbrella header proxyloss.h),
+# then configures, builds and runs a consumer project that finds it with
+# find_package(proxyloss).
 function(run)
   execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc)
   if(rc)
@@ -11,6 +13,21 @@ endfunction()
 
 file(REMOVE_RECURSE "${WORK_DIR}")
 run(${CMAKE_COMMAND} --install "${BUILD_DIR}" --prefix "${WORK_DIR}/prefix")
+# The installed headers are the public API: each one is named by the
+# umbrella header, and there is no internal (detail/) folder.
+set(include_dir "${WORK_DIR}/prefix/include/proxyloss")
+file(GLOB_RECURSE installed RELATIVE "${include_dir}" "${include_dir}/*")
+file(READ "${include_dir}/proxyloss.h" umbrella)
+foreach(header IN LISTS installed)
+  if(header STREQUAL "proxyloss.h")
+    continue()
+  endif()
+  string(FIND "${umbrella}" "#include \"proxyloss/${header}\"" position)
+  if(position EQUAL -1 OR header MATCHES "/")
+    message(FATAL_ERROR "installed header proxyloss/${header} is not public: "
+      "it is not included by proxyloss/proxyloss.h (or lies in a subfolder)")
+  endif()
+endforeach()
 set(prefix_path "${WORK_DIR}/prefix")
 # EXTRA_PREFIX: the build's CMAKE_PREFIX_PATH (variable and environment),
 # where LibTorch and the other dependencies were found.

@@ -11,7 +11,7 @@
 //      gets max(1, cap / (2 * classes)) rows, the rest uniformly; torch's RNG);
 //   4. binary mode (C == 1): a non-zero target is a positive of class 0;
 //   5. scores in the compute dtype (float16/bfloat16 -> float32).
-// events[kNonFinite]: a live row that enters the pool has a NaN/inf logit
+// events[kNonFiniteLogits]: a live row that enters the pool has a NaN/inf logit
 // (the queue's rows that can enter a pool are finite: the modules enqueue
 // only finite batches, and their checkpoints are checked); events
 // [kUnexpectedBinaryLabels]: binary mode saw a target other than 0/1;
