@@ -21,6 +21,7 @@ packages=(
   libcli11-dev              # CLI11, the demos' command-line parser (header-only)
   python3-torch             # Python torch on the same LibTorch: the ops from Python
   python3-pytest            # pytest, for the Python tests
+  python3-venv              # the Python tests' venv (scripts/test.sh)
 )
 # Optional, not installed here: gnuplot-nox, with which the demos also draw
 # PNG plots beside their CSV files (--out DIR).

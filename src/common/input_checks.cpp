@@ -28,11 +28,11 @@ std::string first_values(const at::Tensor& values, int64_t limit) {
 }
 
 void check_defined(const std::string& who, const at::Tensor& tensor, const char* name) {
-  TORCH_CHECK(tensor.defined(), who, ": ", name, " is an undefined tensor");
+  TORCH_CHECK_VALUE(tensor.defined(), who, ": ", name, " is an undefined tensor");
 }
 
 void check_floating_logits(const std::string& who, const at::Tensor& logits) {
-  TORCH_CHECK(at::isFloatingType(logits.scalar_type()), who,
+  TORCH_CHECK_VALUE(at::isFloatingType(logits.scalar_type()), who,
               ": logits must be floating point (float32, float64, float16 or "
               "bfloat16), got ",
               logits.scalar_type());
@@ -40,7 +40,7 @@ void check_floating_logits(const std::string& who, const at::Tensor& logits) {
 
 void check_same_device(const std::string& who, const at::Tensor& logits,
                        const at::Tensor& tensor, const char* name) {
-  TORCH_CHECK(tensor.device() == logits.device(), who, ": ", name,
+  TORCH_CHECK_VALUE(tensor.device() == logits.device(), who, ": ", name,
               " must be on the device of logits (", logits.device(), "), got ",
               tensor.device());
 }
@@ -54,10 +54,10 @@ at::Tensor checked_class_targets(const std::string& who, const at::Tensor& logit
   if (allow_column && t.dim() == 2 && t.size(1) == 1) {
     t = t.squeeze(1);
   }
-  TORCH_CHECK(t.dim() == 1 && t.size(0) == N, who, ": targets must have shape ",
+  TORCH_CHECK_VALUE(t.dim() == 1 && t.size(0) == N, who, ": targets must have shape ",
               allow_column ? "[N] or [N, 1]" : "[N]", " with N = ", N,
               " (the rows of logits), got ", targets.sizes());
-  TORCH_CHECK(at::isIntegralType(t.scalar_type(), allow_bool), who,
+  TORCH_CHECK_VALUE(at::isIntegralType(t.scalar_type(), allow_bool), who,
               ": targets must be an integer tensor of class indices, got ",
               t.scalar_type());
   check_same_device(who, logits, t, "targets");
@@ -83,7 +83,7 @@ void check_target_range(const std::string& who, const at::Tensor& targets,
     return;
   }
   const auto rows = bad.nonzero().squeeze(1);
-  TORCH_CHECK(false, who, ": targets must be in [0, ", num_classes,
+  TORCH_CHECK_VALUE(false, who, ": targets must be in [0, ", num_classes,
               ") or ignore_index=", ignore_index, ", got ",
               first_values(targets.index_select(0, rows)), " at rows ",
               first_values(rows));

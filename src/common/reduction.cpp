@@ -12,7 +12,7 @@ Reduction parse_reduction(const std::string& who, const std::string& name) {
   if (name == "sum") {
     return Reduction::Sum;
   }
-  TORCH_CHECK(name == "none", who,
+  TORCH_CHECK_VALUE(name == "none", who,
               ": reduction must be \"mean\", \"sum\" or \"none\", got \"", name, "\"");
   return Reduction::None;
 }

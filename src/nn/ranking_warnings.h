@@ -30,6 +30,9 @@ template <typename Call>
 auto naming_the_loss(const std::string& loss_name, Call&& call) -> decltype(call()) {
   try {
     return call();
+  } catch (const c10::ValueError& error) { // a bad argument: keep the kind
+    TORCH_CHECK_VALUE(false, loss_name, ": ", error.what_without_backtrace());
+    throw; // not reached: TORCH_CHECK_VALUE(false, ...) throws
   } catch (const c10::Error& error) {
     TORCH_CHECK(false, loss_name, ": ", error.what_without_backtrace());
     throw; // not reached: TORCH_CHECK(false, ...) throws

@@ -1,0 +1,195 @@
+"""The queued ranking losses: SmoothAPLoss and RecallAtQuantileLoss.
+
+Thin ``torch.nn.Module`` s with the seed's (proxy-losses 0.1.3) signatures and
+buffer names (``_q_logits``, ``_q_targets``, ``_q_ptr``, so a seed
+``state_dict`` loads as it is). The loss, its gradient and the threshold are
+computed by ``torch.ops.proxyloss.smooth_ap_loss`` /
+``recall_at_quantile_loss``; the batch enters the queue through
+``torch.ops.proxyloss.queue_push_``. Nothing is computed here.
+"""
+import math
+import warnings
+
+import torch
+from torch import nn
+
+from proxyloss._ops import EMPTY_POOL, NON_FINITE_LOGITS, SUBSAMPLED, UNEXPECTED_BINARY_LABELS, ops
+
+_REDUCTIONS = ("mean", "sum", "none")
+_INTERPOLATIONS = ("linear", "lower", "higher", "nearest", "midpoint")
+
+
+class _QueuedRankingLoss(nn.Module):
+    """Options, the memory queue and the once-per-instance warnings."""
+
+    def __init__(self, num_classes, queue_size, temperature, reduction, ignore_index,
+                 update_queue_in_eval, gather_distributed, max_pool_size):
+        super().__init__()
+        name = type(self).__name__
+        if not isinstance(num_classes, int) or num_classes <= 0:
+            raise ValueError(f"{name}: num_classes must be a positive int, got {num_classes!r}")
+        if not isinstance(queue_size, int) or queue_size < 0:
+            raise ValueError(f"{name}: queue_size must be an int >= 0, got {queue_size!r}")
+        if reduction not in _REDUCTIONS:
+            raise ValueError(f"{name}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+        if max_pool_size is not None and (not isinstance(max_pool_size, int) or max_pool_size <= 0):
+            raise ValueError(f"{name}: max_pool_size must be a positive int or None, "
+                             f"got {max_pool_size!r}")
+        label_end = 2 if num_classes == 1 else num_classes
+        if 0 <= ignore_index < label_end:
+            raise ValueError(f"{name}: ignore_index must not be a valid target, got "
+                             f"ignore_index={ignore_index} with num_classes={num_classes}")
+        if gather_distributed not in (None, True, False):
+            raise ValueError(f"{name}: gather_distributed must be None, True or False, "
+                             f"got {gather_distributed!r}")
+        self.num_classes = num_classes
+        self.queue_size = queue_size
+        self.temperature = float(temperature)
+        _check_temperature(name, self.temperature)
+        self.reduction = reduction
+        self.ignore_index = ignore_index
+        self.update_queue_in_eval = update_queue_in_eval
+        self.gather_distributed = gather_distributed
+        self.max_pool_size = max_pool_size
+        self._warned = set()
+        if queue_size > 0:
+            # As the seed's buffers: float32 logits (unless the module is
+            # converted), empty slots hold ignore_index.
+            self.register_buffer("_q_logits", torch.zeros(queue_size, num_classes))
+            self.register_buffer("_q_targets",
+                                 torch.full((queue_size,), ignore_index, dtype=torch.long))
+            self.register_buffer("_q_ptr", torch.zeros(1, dtype=torch.long))
+
+    @torch.no_grad()
+    def reset_queue(self):
+        """Empties the queue: zero logits, ignore_index targets, pointer 0."""
+        if self.queue_size > 0:
+            self._q_logits.zero_()
+            self._q_targets.fill_(self.ignore_index)
+            self._q_ptr.zero_()
+
+    def _call_op(self, logits, targets, queue_logits, queue_targets):
+        raise NotImplementedError
+
+    def _warn_once(self, kind, message):
+        if kind not in self._warned:
+            self._warned.add(kind)
+            warnings.warn(f"{type(self).__name__}: {message} (This warning is shown once "
+                          "per instance.)", stacklevel=3)
+
+    def forward(self, logits, targets, return_per_class=False):
+        """logits [N, C], targets [N] or [N, 1] integer class ids (0/1 in binary
+        mode, ``ignore_index`` for padding). Returns the loss (a scalar for
+        mean/sum, [C] for none), or ``(loss, per_class, valid)`` with
+        ``return_per_class=True``."""
+        _check_temperature(type(self).__name__, self.temperature)
+        if self._gathers():
+            raise NotImplementedError(
+                f"{type(self).__name__}: gathering the pool across processes "
+                "(gather_distributed) is not implemented yet; pass "
+                "gather_distributed=False to rank each process's batch alone")
+        has_queue = self.queue_size > 0
+        if has_queue and self._q_logits.device != logits.device:
+            self._q_logits = self._q_logits.to(logits.device)
+            self._q_targets = self._q_targets.to(logits.device)
+            self._q_ptr = self._q_ptr.to(logits.device)
+        queue_logits = self._q_logits if has_queue else None
+        queue_targets = self._q_targets if has_queue else None
+        loss, per_class, valid, events = self._call_op(logits, targets, queue_logits,
+                                                      queue_targets)
+        happened = events.tolist()
+        if happened[NON_FINITE_LOGITS]:
+            self._warn_once("nonfinite", "non-finite logits (NaN or inf) in the ranking "
+                            "pool; the affected classes are NaN and the batch is not "
+                            "added to the queue.")
+        if happened[SUBSAMPLED]:
+            self._warn_once("subsample", f"the pool exceeds max_pool_size="
+                            f"{self.max_pool_size}; applying minimum-quota subsampling, "
+                            "so the loss is now a stochastic approximation.")
+        if happened[UNEXPECTED_BINARY_LABELS]:
+            self._warn_once("binary", "binary mode (num_classes=1) expects targets in "
+                            "{0, 1}; non-zero values are treated as positive.")
+        update = self.training or self.update_queue_in_eval
+        if has_queue and update and not happened[NON_FINITE_LOGITS] and not happened[EMPTY_POOL]:
+            ops.queue_push_(self._q_logits, self._q_targets, self._q_ptr, logits, targets)
+        if return_per_class:
+            return loss, per_class, valid
+        return loss
+
+    def _gathers(self):
+        """Whether this forward would gather across processes (decided at
+        every call, not cached)."""
+        if self.gather_distributed is False:
+            return False
+        import torch.distributed as dist
+
+        initialised = dist.is_available() and dist.is_initialized()
+        if self.gather_distributed is True and not initialised:
+            raise RuntimeError(f"{type(self).__name__}: gather_distributed=True needs an "
+                               "initialised torch.distributed process group")
+        return initialised and dist.get_world_size() > 1
+
+    def extra_repr(self):
+        return (f"num_classes={self.num_classes}, queue_size={self.queue_size}, "
+                f"temperature={self.temperature}, reduction={self.reduction!r}, "
+                f"ignore_index={self.ignore_index}")
+
+
+def _check_temperature(name, temperature):
+    if not (math.isfinite(temperature) and temperature > 0):
+        raise ValueError(f"{name}: temperature must be finite and > 0, got {temperature}")
+
+
+class SmoothAPLoss(_QueuedRankingLoss):
+    """1 - Smooth-AP (Brown et al. 2020) over the live batch plus a memory
+    queue, one-vs-rest per class; the seed's ``SmoothAPLoss`` (proxy-losses
+    0.1.3) with its arguments, plus the successor's ``max_pool_size``.
+
+    For class c with positives P among the pool's M rows, s = logits[:, c]:
+    R_i = 1 + sum_{j != i} sigmoid((s_j - s_i) / tau), R+_i the same over P,
+    AP_c = mean_{i in P} R+_i / R_i, loss_c = 1 - AP_c. A class with no
+    positive or no negative is left out of mean/sum (NaN with 'none').
+    Computed by a fused op in O(M) memory."""
+
+    def __init__(self, num_classes, queue_size=1024, temperature=0.01, reduction="mean",
+                 ignore_index=-100, update_queue_in_eval=False, gather_distributed=None,
+                 *, max_pool_size=None):
+        super().__init__(num_classes, queue_size, temperature, reduction, ignore_index,
+                         update_queue_in_eval, gather_distributed, max_pool_size)
+
+    def _call_op(self, logits, targets, queue_logits, queue_targets):
+        return ops.smooth_ap_loss(logits, targets, queue_logits, queue_targets,
+                                  self.num_classes, self.temperature, self.reduction,
+                                  self.ignore_index, self.max_pool_size)
+
+
+class RecallAtQuantileLoss(_QueuedRankingLoss):
+    """1 - soft recall of the positives above the (1 - quantile) quantile of
+    the pool's scores (live batch plus queue), one-vs-rest per class; the
+    seed's ``RecallAtQuantileLoss`` (proxy-losses 0.1.3) with its arguments,
+    plus the successor's ``max_pool_size``.
+
+    theta_c = quantile(s, 1 - quantile) (detached, by selection in O(M), equal
+    to torch.quantile), loss_c = 1 - mean_{i in P} sigmoid((s_i - theta_c) /
+    tau). A class with no positive is left out of mean/sum."""
+
+    def __init__(self, num_classes, quantile=0.005, queue_size=1024, temperature=0.01,
+                 reduction="mean", ignore_index=-100, update_queue_in_eval=False,
+                 gather_distributed=None, quantile_interpolation="higher", *,
+                 max_pool_size=None):
+        super().__init__(num_classes, queue_size, temperature, reduction, ignore_index,
+                         update_queue_in_eval, gather_distributed, max_pool_size)
+        if not (0.0 < quantile < 1.0):
+            raise ValueError(f"RecallAtQuantileLoss: quantile must be in (0, 1), got {quantile}")
+        if quantile_interpolation not in _INTERPOLATIONS:
+            raise ValueError(f"RecallAtQuantileLoss: quantile_interpolation must be one of "
+                             f"{_INTERPOLATIONS}, got {quantile_interpolation!r}")
+        self.quantile = float(quantile)
+        self.quantile_interpolation = quantile_interpolation
+
+    def _call_op(self, logits, targets, queue_logits, queue_targets):
+        return ops.recall_at_quantile_loss(logits, targets, queue_logits, queue_targets,
+                                           self.num_classes, self.quantile,
+                                           self.quantile_interpolation, self.temperature,
+                                           self.reduction, self.ignore_index,
+                                           self.max_pool_size)
