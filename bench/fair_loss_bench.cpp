@@ -71,11 +71,5 @@ int main(int argc, char** argv) {
     register_case(Impl::FairLoss, 65536, C);
     register_case(Impl::CrossEntropy, 65536, C);
   }
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) {
-    return 1;
-  }
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
+  return bench_support::run_registered_benchmarks(argc, argv);
 }

@@ -83,11 +83,5 @@ int main(int argc, char** argv) {
           ->ReportAggregatesOnly(true);
     }
   }
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) {
-    return 1;
-  }
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
+  return bench_support::run_registered_benchmarks(argc, argv);
 }

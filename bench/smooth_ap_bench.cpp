@@ -184,11 +184,5 @@ int main(int argc, char** argv) {
     benchmark::AddCustomContext("oracle_skipped", skipped);
   }
 
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) {
-    return 1;
-  }
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
+  return bench_support::run_registered_benchmarks(argc, argv);
 }
