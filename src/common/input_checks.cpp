@@ -33,16 +33,16 @@ void check_defined(const std::string& who, const at::Tensor& tensor, const char*
 
 void check_floating_logits(const std::string& who, const at::Tensor& logits) {
   TORCH_CHECK_VALUE(at::isFloatingType(logits.scalar_type()), who,
-              ": logits must be floating point (float32, float64, float16 or "
-              "bfloat16), got ",
-              logits.scalar_type());
+                    ": logits must be floating point (float32, float64, float16 or "
+                    "bfloat16), got ",
+                    logits.scalar_type());
 }
 
 void check_same_device(const std::string& who, const at::Tensor& logits,
                        const at::Tensor& tensor, const char* name) {
   TORCH_CHECK_VALUE(tensor.device() == logits.device(), who, ": ", name,
-              " must be on the device of logits (", logits.device(), "), got ",
-              tensor.device());
+                    " must be on the device of logits (", logits.device(), "), got ",
+                    tensor.device());
 }
 
 at::Tensor checked_class_targets(const std::string& who, const at::Tensor& logits,
@@ -55,11 +55,11 @@ at::Tensor checked_class_targets(const std::string& who, const at::Tensor& logit
     t = t.squeeze(1);
   }
   TORCH_CHECK_VALUE(t.dim() == 1 && t.size(0) == N, who, ": targets must have shape ",
-              allow_column ? "[N] or [N, 1]" : "[N]", " with N = ", N,
-              " (the rows of logits), got ", targets.sizes());
+                    allow_column ? "[N] or [N, 1]" : "[N]", " with N = ", N,
+                    " (the rows of logits), got ", targets.sizes());
   TORCH_CHECK_VALUE(at::isIntegralType(t.scalar_type(), allow_bool), who,
-              ": targets must be an integer tensor of class indices, got ",
-              t.scalar_type());
+                    ": targets must be an integer tensor of class indices, got ",
+                    t.scalar_type());
   check_same_device(who, logits, t, "targets");
   return t.to(at::kLong);
 }
@@ -84,9 +84,9 @@ void check_target_range(const std::string& who, const at::Tensor& targets,
   }
   const auto rows = bad.nonzero().squeeze(1);
   TORCH_CHECK_VALUE(false, who, ": targets must be in [0, ", num_classes,
-              ") or ignore_index=", ignore_index, ", got ",
-              first_values(targets.index_select(0, rows)), " at rows ",
-              first_values(rows));
+                    ") or ignore_index=", ignore_index, ", got ",
+                    first_values(targets.index_select(0, rows)), " at rows ",
+                    first_values(rows));
 }
 
 at::ScalarType compute_dtype(at::ScalarType logits_dtype) {

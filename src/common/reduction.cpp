@@ -13,7 +13,8 @@ Reduction parse_reduction(const std::string& who, const std::string& name) {
     return Reduction::Sum;
   }
   TORCH_CHECK_VALUE(name == "none", who,
-              ": reduction must be \"mean\", \"sum\" or \"none\", got \"", name, "\"");
+                    ": reduction must be \"mean\", \"sum\" or \"none\", got \"", name,
+                    "\"");
   return Reduction::None;
 }
 

@@ -36,30 +36,32 @@ constexpr const char* kOp = "proxyloss::ranking_pool";
 void check_logits(const at::Tensor& logits, int64_t num_classes) {
   common::check_defined(kOp, logits, "logits");
   TORCH_CHECK_VALUE(logits.dim() == 2 && logits.size(1) == num_classes, kOp,
-              ": logits must have shape [N, ", num_classes,
-              "] (num_classes=", num_classes, "), got ", logits.sizes());
+                    ": logits must have shape [N, ", num_classes,
+                    "] (num_classes=", num_classes, "), got ", logits.sizes());
   common::check_floating_logits(kOp, logits);
 }
 
 void check_queue(const at::Tensor& logits, const optional<at::Tensor>& queue_logits,
                  const optional<at::Tensor>& queue_targets) {
   TORCH_CHECK_VALUE(queue_logits.has_value() == queue_targets.has_value(), kOp,
-              ": queue_logits and queue_targets must be given together");
+                    ": queue_logits and queue_targets must be given together");
   if (!queue_logits.has_value()) {
     return;
   }
   const auto& q_logits = *queue_logits;
   const auto& q_targets = *queue_targets;
   TORCH_CHECK_VALUE(q_logits.dim() == 2 && q_logits.size(1) == logits.size(1), kOp,
-              ": queue_logits must have shape [Q, ", logits.size(1), "], got ",
-              q_logits.sizes());
+                    ": queue_logits must have shape [Q, ", logits.size(1), "], got ",
+                    q_logits.sizes());
   TORCH_CHECK_VALUE(at::isFloatingType(q_logits.scalar_type()), kOp,
-              ": queue_logits must be floating point, got ", q_logits.scalar_type());
+                    ": queue_logits must be floating point, got ",
+                    q_logits.scalar_type());
   TORCH_CHECK_VALUE(q_targets.dim() == 1 && q_targets.size(0) == q_logits.size(0), kOp,
-              ": queue_targets must have shape [Q] with Q = ", q_logits.size(0),
-              " (the rows of queue_logits), got ", q_targets.sizes());
-  TORCH_CHECK_VALUE(at::isIntegralType(q_targets.scalar_type(), /*includeBool=*/false), kOp,
-              ": queue_targets must be an integer tensor, got ", q_targets.scalar_type());
+                    ": queue_targets must have shape [Q] with Q = ", q_logits.size(0),
+                    " (the rows of queue_logits), got ", q_targets.sizes());
+  TORCH_CHECK_VALUE(at::isIntegralType(q_targets.scalar_type(), /*includeBool=*/false),
+                    kOp, ": queue_targets must be an integer tensor, got ",
+                    q_targets.scalar_type());
 }
 
 // Rows to keep: a quota per observed class, then uniformly from the rest.
@@ -96,7 +98,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> ranking_pool(
     int64_t num_classes, int64_t ignore_index, optional<int64_t> max_pool_size) {
   TORCH_CHECK_VALUE(num_classes > 0, kOp, ": num_classes must be > 0, got ", num_classes);
   TORCH_CHECK_VALUE(!max_pool_size.has_value() || *max_pool_size > 0, kOp,
-              ": max_pool_size must be > 0 when set, got ", max_pool_size.value_or(0));
+                    ": max_pool_size must be > 0 when set, got ",
+                    max_pool_size.value_or(0));
   check_logits(logits, num_classes);
   const auto live_targets =
       common::checked_class_targets(kOp, logits, targets, /*allow_column=*/true,

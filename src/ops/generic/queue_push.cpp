@@ -20,15 +20,16 @@ constexpr const char* kOp = "proxyloss::queue_push_";
 
 void check_queue_buffers(const at::Tensor& queue_logits, const at::Tensor& queue_targets,
                          const at::Tensor& queue_ptr) {
-  TORCH_CHECK_VALUE(queue_logits.dim() == 2 && at::isFloatingType(queue_logits.scalar_type()),
-              kOp, ": queue_logits must be a floating [Q, C] tensor, got shape ",
-              queue_logits.sizes(), " and dtype ", queue_logits.scalar_type());
+  TORCH_CHECK_VALUE(
+      queue_logits.dim() == 2 && at::isFloatingType(queue_logits.scalar_type()), kOp,
+      ": queue_logits must be a floating [Q, C] tensor, got shape ", queue_logits.sizes(),
+      " and dtype ", queue_logits.scalar_type());
   const int64_t Q = queue_logits.size(0);
   TORCH_CHECK_VALUE(queue_targets.dim() == 1 && queue_targets.size(0) == Q &&
-                  at::isIntegralType(queue_targets.scalar_type(), false),
-              kOp, ": queue_targets must be an integer [Q] tensor with Q = ", Q,
-              ", got shape ", queue_targets.sizes(), " and dtype ",
-              queue_targets.scalar_type());
+                        at::isIntegralType(queue_targets.scalar_type(), false),
+                    kOp, ": queue_targets must be an integer [Q] tensor with Q = ", Q,
+                    ", got shape ", queue_targets.sizes(), " and dtype ",
+                    queue_targets.scalar_type());
   TORCH_CHECK_VALUE(
       queue_ptr.numel() == 1 && at::isIntegralType(queue_ptr.scalar_type(), false), kOp,
       ": queue_ptr must be one integer, got shape ", queue_ptr.sizes(), " and dtype ",
@@ -45,8 +46,8 @@ void queue_push_(at::Tensor& queue_logits, at::Tensor& queue_targets,
   check_queue_buffers(queue_logits, queue_targets, queue_ptr);
   common::check_defined(kOp, logits, "logits");
   TORCH_CHECK_VALUE(logits.dim() == 2 && logits.size(1) == queue_logits.size(1), kOp,
-              ": logits must have shape [N, ", queue_logits.size(1),
-              "] (the columns of queue_logits), got ", logits.sizes());
+                    ": logits must have shape [N, ", queue_logits.size(1),
+                    "] (the columns of queue_logits), got ", logits.sizes());
   const auto labels = common::checked_class_targets(kOp, logits, targets,
                                                     /*allow_column=*/true,
                                                     /*allow_bool=*/true);
