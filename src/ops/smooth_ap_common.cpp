@@ -1,6 +1,8 @@
 // The O(M) parts of the Smooth-AP op shared by every implementation.
 #include "ops/smooth_ap.h"
 
+#include "ops/op_labels.h"
+
 #include <cmath>
 #include <limits>
 
@@ -8,19 +10,11 @@ namespace proxyloss {
 namespace ops_impl {
 namespace {
 
-// Labels with every out-of-range value replaced by C (a sentinel class), so
-// that they can index [C + 1] tables.
-at::Tensor clamp_labels(const at::Tensor& labels, int64_t num_classes) {
-  const auto in_range = labels.ge(0).logical_and(labels.lt(num_classes));
-  return at::where(in_range, labels, at::full_like(labels, num_classes));
-}
-
 // table [C] extended by one entry `fill` for the sentinel class, then
 // gathered per row: [M].
-at::Tensor per_row(const at::Tensor& table, const at::Tensor& sentinel_labels,
-                   double fill) {
+at::Tensor per_row(const at::Tensor& table, const at::Tensor& sentinel, double fill) {
   const auto extended = at::cat({table, at::full({1}, fill, table.options())});
-  return extended.index_select(0, sentinel_labels);
+  return extended.index_select(0, sentinel);
 }
 
 } // namespace
@@ -47,10 +41,7 @@ void check_smooth_ap_inputs(const at::Tensor& scores, const at::Tensor& labels,
 }
 
 at::Tensor class_counts(const at::Tensor& labels, int64_t num_classes) {
-  const auto sentinel = clamp_labels(labels, num_classes);
-  return at::bincount(sentinel, /*weights=*/{}, num_classes + 1)
-      .narrow(0, 0, num_classes)
-      .to(at::kCPU, at::kLong);
+  return positives_per_class(labels, num_classes).to(at::kCPU);
 }
 
 at::Tensor nonfinite_classes(const at::Tensor& scores) {
@@ -61,7 +52,7 @@ at::Tensor ap_from_ranks(const at::Tensor& scores, const at::Tensor& labels,
                          const at::Tensor& rank_all, const at::Tensor& rank_pos,
                          const at::Tensor& counts, const at::Tensor& nonfinite) {
   const int64_t num_classes = scores.size(1);
-  const auto sentinel = clamp_labels(labels, num_classes);
+  const auto sentinel = sentinel_labels(labels, num_classes);
   // Rows that are not (finite) positives keep rank 0: they add nothing.
   const auto all = rank_all.to(at::kDouble);
   const auto ratio =
@@ -79,7 +70,7 @@ std::tuple<at::Tensor, at::Tensor> rank_coefficients(const at::Tensor& grad_ap,
                                                      const at::Tensor& rank_pos,
                                                      const at::Tensor& counts) {
   const int64_t num_classes = grad_ap.size(0);
-  const auto sentinel = clamp_labels(labels, num_classes);
+  const auto sentinel = sentinel_labels(labels, num_classes);
   const auto options = rank_all.options();
   // g / P per class, 0 for classes without positives and for the sentinel.
   const auto positives = counts.to(grad_ap.device(), at::kDouble).clamp_min(1.0);

@@ -15,6 +15,7 @@
 // valid class: a zero that keeps a graph to the logits).
 #include "common/ranking_options.h"
 #include "common/reduction.h"
+#include "ops/op_labels.h"
 #include "ops/ranking.h"
 #include "ops/selection_quantile.h"
 #include "proxyloss/ops.h"
@@ -33,14 +34,6 @@ namespace {
 // even when the logits hold NaN.
 at::Tensor zero_with_graph(const at::Tensor& logits) {
   return logits.narrow(0, 0, 0).sum();
-}
-
-// Positives per class of pool labels: [C] int64 (device-side, no sync).
-// Labels are clamped to [-1, C] and shifted by one, so that the negatives
-// (below 0 or at least C) fall in the two outer bins.
-at::Tensor positives_per_class(const at::Tensor& labels, int64_t num_classes) {
-  return at::bincount(labels.clamp(-1, num_classes) + 1, /*weights=*/{}, num_classes + 2)
-      .narrow(0, 1, num_classes);
 }
 
 // The result for an empty pool: zero loss with a graph, every class invalid.

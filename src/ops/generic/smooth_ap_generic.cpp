@@ -2,6 +2,7 @@
 // every device without a fused kernel (CUDA included). Positives are processed
 // in chunks so that at most kChunkElements pairwise terms exist at once; the
 // whole [P, M] matrix is never materialised.
+#include "ops/op_labels.h"
 #include "ops/smooth_ap.h"
 
 #include <torch/library.h>
@@ -35,11 +36,10 @@ struct PositiveRows {
 
 PositiveRows positive_rows(const at::Tensor& labels, const at::Tensor& counts) {
   const int64_t C = counts.size(0);
-  const auto in_range = labels.ge(0).logical_and(labels.lt(C));
-  const auto sentinel = at::where(in_range, labels, at::full_like(labels, C));
-  PositiveRows out{std::get<1>(at::sort(sentinel, /*stable=*/true, /*dim=*/0,
-                                        /*descending=*/false)),
-                   std::vector<int64_t>(C, 0)};
+  PositiveRows out{
+      std::get<1>(at::sort(sentinel_labels(labels, C), /*stable=*/true, /*dim=*/0,
+                           /*descending=*/false)),
+      std::vector<int64_t>(C, 0)};
   const int64_t* count = counts.data_ptr<int64_t>(); // on the CPU already
   for (int64_t c = 1; c < C; ++c) {
     out.offset[c] = out.offset[c - 1] + count[c - 1];

@@ -1,0 +1,19 @@
+#include "ops/op_labels.h"
+
+namespace proxyloss {
+namespace ops_impl {
+
+at::Tensor sentinel_labels(const at::Tensor& labels, int64_t num_classes) {
+  const auto in_range = labels.ge(0).logical_and(labels.lt(num_classes));
+  return at::where(in_range, labels, at::full_like(labels, num_classes));
+}
+
+at::Tensor positives_per_class(const at::Tensor& labels, int64_t num_classes) {
+  // Clamped to [-1, C] and shifted by one, the negatives (below 0 or at
+  // least C) fall in the two outer bins.
+  return at::bincount(labels.clamp(-1, num_classes) + 1, /*weights=*/{}, num_classes + 2)
+      .narrow(0, 1, num_classes);
+}
+
+} // namespace ops_impl
+} // namespace proxyloss
