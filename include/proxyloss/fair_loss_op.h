@@ -1,11 +1,14 @@
-// The FairLoss op, registered with the PyTorch dispatcher as
-// `proxyloss::fair_loss` (callable from C++, TorchScript and torch.ops). Most
-// users want proxyloss::FairLoss (fair_loss.h) instead.
+// The FairLoss ops, registered with the PyTorch dispatcher as
+// `proxyloss::fair_loss` and `proxyloss::fair_loss_reduced` (callable from
+// C++, TorchScript and torch.ops). Most users want proxyloss::FairLoss
+// (fair_loss.h) instead.
 #pragma once
 
 #include "proxyloss/compat.h"
 
 #include <ATen/Tensor.h>
+
+#include <string>
 
 namespace proxyloss {
 namespace ops {
@@ -27,6 +30,16 @@ namespace ops {
 at::Tensor fair_loss(const at::Tensor& logits, const at::Tensor& targets,
                      const optional<at::Tensor>& weight, double smooth_max_beta,
                      double scaling_factor, int64_t ignore_index, double label_smoothing);
+
+// FairLoss whole, as proxyloss::FairLoss computes it (fair_loss.h): checks
+// the options and inputs, computes float16/bfloat16 logits in float32, any
+// integer targets, weight in any floating dtype; reduction "none" (the rows
+// of fair_loss), "sum", or "mean" (over the rows not ignored; NaN when every
+// row is). The result has the logits' dtype.
+at::Tensor fair_loss_reduced(const at::Tensor& logits, const at::Tensor& targets,
+                             const optional<at::Tensor>& weight, double smooth_max_beta,
+                             double scaling_factor, const std::string& reduction,
+                             int64_t ignore_index, double label_smoothing);
 
 } // namespace ops
 } // namespace proxyloss

@@ -4,7 +4,7 @@
 // libproxyloss.so). Every number the ranking losses and FairLoss return is
 // computed by one of them: their modules hold options and queue buffers,
 // warn, and call these.
-// Most users want the modules instead. FairLoss's op is in fair_loss_op.h.
+// Most users want the modules instead. FairLoss's ops are in fair_loss_op.h.
 //
 // Conventions: "labels" are op labels, row m a positive of class labels[m]
 // when 0 <= labels[m] < C and a negative of every class otherwise; "targets"
@@ -104,6 +104,22 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> recall_at_quantile_lo
 void queue_push_(at::Tensor& queue_logits, at::Tensor& queue_targets,
                  at::Tensor& queue_ptr, const at::Tensor& logits,
                  const at::Tensor& targets);
+
+// SigmoidFocalLoss (proxyloss/focal_loss.h, which states the math): logits
+// any shape, floating; targets of that shape, floating in [0, 1] or bool;
+// alpha in [0, 1] or < 0 (off); gamma >= 0; reduction "mean", "sum" or
+// "none". The result has the logits' dtype. Built from ATen ops (any device).
+at::Tensor sigmoid_focal_loss(const at::Tensor& logits, const at::Tensor& targets,
+                              double alpha, double gamma, const std::string& reduction);
+
+// SoftmaxFocalLoss (proxyloss/focal_loss.h): logits [N, C], targets [N]
+// class indices or ignore_index; alpha nullopt or [C] >= 0; reduction "mean",
+// "sum", "none" or "mean_positive" (over the valid rows not of
+// background_class).
+at::Tensor softmax_focal_loss(const at::Tensor& logits, const at::Tensor& targets,
+                              const optional<at::Tensor>& alpha, double gamma,
+                              const std::string& reduction, double label_smoothing,
+                              int64_t ignore_index, int64_t background_class);
 
 } // namespace ops
 } // namespace proxyloss

@@ -1,77 +1,33 @@
-// FairLoss module and functional: option and input checks, dtype handling
-// and the reduction around the fused op (proxyloss::ops::fair_loss).
+// FairLoss module and functional: options, the class-weight buffer, and
+// calls of the op proxyloss::fair_loss_reduced, which checks the inputs and
+// computes the loss (src/ops/composite/fair_loss_reduced.cpp).
 #include "proxyloss/fair_loss.h"
 
-#include "common/input_checks.h"
 #include "common/reduction.h"
+#include "nn/naming_the_loss.h"
+#include "ops/module_losses.h"
 #include "proxyloss/fair_loss_op.h"
 #include "serialize/checked_load.h"
 
-#include <cmath>
 #include <ostream>
+#include <string>
 
 namespace proxyloss {
 namespace {
 
-void check_options(const char* name, const FairLossOptions& options) {
-  const double beta = options.smooth_max_beta();
-  const double k = options.scaling_factor();
-  const double eps = options.label_smoothing();
-  TORCH_CHECK(std::isfinite(beta) && beta > 0, name,
-              ": smooth_max_beta must be finite and > 0, got ", beta);
-  TORCH_CHECK(std::isfinite(k) && k >= 0, name,
-              ": scaling_factor must be finite and >= 0 (0 turns the penalty off), got ",
-              k);
-  TORCH_CHECK(eps >= 0 && eps <= 1, name, ": label_smoothing must be in [0, 1], got ",
-              eps);
-  const auto& weight = options.weight();
-  if (weight.defined()) {
-    TORCH_CHECK(weight.dim() == 1, name, ": weight must be 1-D [C], got shape ",
-                weight.sizes());
-    TORCH_CHECK(at::isFloatingType(weight.scalar_type()), name,
-                ": weight must be floating point, got ", weight.scalar_type());
-  }
+void check_options(const std::string& who, const FairLossOptions& options) {
+  ops_impl::check_fair_loss_options(who, options.smooth_max_beta(),
+                                    options.scaling_factor(), options.label_smoothing(),
+                                    options.weight());
 }
 
-// The checks the op cannot make on what it is given after conversion:
-// dtypes before they are converted, shapes and devices with the names the
-// user knows. Targets' values are checked by the op.
-void check_inputs(const char* name, const torch::Tensor& logits,
-                  const torch::Tensor& targets, const torch::Tensor& weight) {
-  common::check_defined(name, logits, "logits");
-  common::check_defined(name, targets, "targets");
-  TORCH_CHECK(logits.dim() == 2 && logits.size(1) >= 1, name,
-              ": logits must have shape [N, C] with C >= 1, got ", logits.sizes());
-  common::check_floating_logits(name, logits);
-  common::checked_class_targets(name, logits, targets, /*allow_column=*/false,
-                                /*allow_bool=*/false);
-  if (weight.defined()) {
-    const int64_t C = logits.size(1);
-    TORCH_CHECK(weight.dim() == 1 && weight.size(0) == C, name,
-                ": weight must have shape [C] with C = ", C,
-                " (the columns of logits), got ", weight.sizes());
-    TORCH_CHECK(at::isFloatingType(weight.scalar_type()), name,
-                ": weight must be floating point, got ", weight.scalar_type());
-    common::check_same_device(name, logits, weight, "weight");
-  }
-}
-
-torch::Tensor compute(const char* name, const torch::Tensor& logits,
-                      const torch::Tensor& targets, const torch::Tensor& weight,
-                      const FairLossOptions& options) {
-  check_options(name, options);
-  check_inputs(name, logits, targets, weight);
-  const auto dtype = common::compute_dtype(logits.scalar_type());
-  const auto long_targets = targets.to(torch::kLong);
-  const optional<torch::Tensor> compute_weight =
-      weight.defined() ? optional<torch::Tensor>(weight.to(dtype)) : c10::nullopt;
-  const auto per_row = ops::fair_loss(logits.to(dtype), long_targets, compute_weight,
-                                      options.smooth_max_beta(), options.scaling_factor(),
-                                      options.ignore_index(), options.label_smoothing());
-  // mean: the plain mean over the rows that are not ignored (NaN when none is).
-  const auto out = common::reduce(per_row, reduction_kind(options.reduction()),
-                                  long_targets.ne(options.ignore_index()).sum());
-  return out.to(logits.scalar_type());
+torch::Tensor fair_loss_op(const torch::Tensor& logits, const torch::Tensor& targets,
+                           const torch::Tensor& weight, const FairLossOptions& options) {
+  return ops::fair_loss_reduced(
+      logits, targets, weight.defined() ? optional<torch::Tensor>(weight) : c10::nullopt,
+      options.smooth_max_beta(), options.scaling_factor(),
+      common::reduction_string(options.reduction()), options.ignore_index(),
+      options.label_smoothing());
 }
 
 } // namespace
@@ -122,14 +78,15 @@ void FairLossImpl::pretty_print(std::ostream& stream) const {
 
 torch::Tensor FairLossImpl::forward(const torch::Tensor& logits,
                                     const torch::Tensor& targets) {
-  return compute("FairLoss", logits, targets, weight, options);
+  return nn_impl::naming_the_loss(
+      "FairLoss", [&] { return fair_loss_op(logits, targets, weight, options); });
 }
 
 namespace functional {
 
 torch::Tensor fair_loss(const torch::Tensor& logits, const torch::Tensor& targets,
                         const FairLossFuncOptions& options) {
-  return compute("fair_loss", logits, targets, options.weight(), options);
+  return fair_loss_op(logits, targets, options.weight(), options);
 }
 
 } // namespace functional

@@ -61,4 +61,30 @@ TORCH_LIBRARY(proxyloss, m) {
       " Tensor? weight, Tensor row_max, Tensor lse, Tensor beta_lse,"
       " float smooth_max_beta, float scaling_factor, int ignore_index,"
       " float label_smoothing) -> Tensor");
+  // FairLoss whole (checks, dtype, per-row op, reduction "mean"/"sum"/"none").
+  m.def(
+      "fair_loss_reduced(Tensor logits, Tensor targets, Tensor? weight,"
+      " float smooth_max_beta, float scaling_factor, str reduction, int ignore_index,"
+      " float label_smoothing) -> Tensor");
+
+  // --- focal losses (built from ATen ops) -------------------------------------------
+  m.def(
+      "sigmoid_focal_loss(Tensor logits, Tensor targets, float alpha, float gamma,"
+      " str reduction) -> Tensor");
+  m.def(
+      "softmax_focal_loss(Tensor logits, Tensor targets, Tensor? alpha, float gamma,"
+      " str reduction, float label_smoothing, int ignore_index, int background_class)"
+      " -> Tensor");
+
+  // --- metrics (exact, in double, no gradient; read on the CPU) -------------------
+  m.def("average_precision(Tensor scores, Tensor labels) -> float");
+  m.def(
+      "average_precision_per_class(Tensor logits, Tensor targets, int ignore_index)"
+      " -> Tensor");
+  m.def("roc_auc(Tensor scores, Tensor labels) -> float");
+  m.def(
+      "recall_at_quantile(Tensor scores, Tensor labels, float quantile,"
+      " str interpolation) -> float");
+  m.def("penalized_brier_score(Tensor probs, Tensor targets) -> float");
+  m.def("penalized_log_loss(Tensor probs, Tensor targets) -> float");
 }

@@ -1,0 +1,190 @@
+// proxyloss::sigmoid_focal_loss and proxyloss::softmax_focal_loss: the focal
+// losses whole (checks, compute dtype, per-element loss, reduction), built
+// from ATen ops (CompositeImplicitAutograd: any device, autograd from ATen).
+// The math and its numerics are documented in proxyloss/focal_loss.h.
+#include "common/input_checks.h"
+#include "common/reduction.h"
+#include "ops/module_losses.h"
+
+#include <c10/util/Exception.h>
+#include <torch/library.h>
+
+#include <cmath>
+#include <limits>
+#include <string>
+
+namespace proxyloss {
+namespace ops_impl {
+namespace {
+
+void check_gamma(const std::string& who, double gamma) {
+  TORCH_CHECK_VALUE(std::isfinite(gamma) && gamma >= 0, who,
+                    ": gamma must be finite and >= 0, got ", gamma);
+}
+
+// "none", "mean", "sum" or "mean_positive" (the softmax loss's reductions).
+enum class FocalReductionName { None, Mean, Sum, MeanPositive };
+
+FocalReductionName parse_focal_reduction(const std::string& who,
+                                         c10::string_view name) {
+  if (name == "mean_positive") {
+    return FocalReductionName::MeanPositive;
+  }
+  TORCH_CHECK_VALUE(name == "mean" || name == "sum" || name == "none", who,
+                    ": reduction must be \"mean\", \"sum\", \"none\" or "
+                    "\"mean_positive\", got \"",
+                    std::string(name), "\"");
+  return name == "mean" ? FocalReductionName::Mean
+         : name == "sum" ? FocalReductionName::Sum
+                         : FocalReductionName::None;
+}
+
+} // namespace
+
+void check_sigmoid_focal_options(const std::string& who, double alpha, double gamma) {
+  TORCH_CHECK_VALUE(!std::isnan(alpha) && alpha <= 1, who,
+                    ": alpha must be in [0, 1], or < 0 to disable alpha weighting, got ",
+                    alpha);
+  check_gamma(who, gamma);
+}
+
+void check_softmax_focal_options(const std::string& who, const at::Tensor& alpha,
+                                 double gamma, double label_smoothing) {
+  check_gamma(who, gamma);
+  TORCH_CHECK_VALUE(label_smoothing >= 0 && label_smoothing <= 1, who,
+                    ": label_smoothing must be in [0, 1], got ", label_smoothing);
+  if (alpha.defined()) {
+    TORCH_CHECK_VALUE(alpha.dim() == 1, who,
+                      ": alpha must be a 1-D tensor [C] of per-class weights, got shape ",
+                      alpha.sizes());
+    TORCH_CHECK_VALUE(at::isFloatingType(alpha.scalar_type()), who,
+                      ": alpha must be floating point, got ", alpha.scalar_type());
+    const auto bad =
+        at::isfinite(alpha.detach()).logical_and(alpha.detach().ge(0)).logical_not();
+    TORCH_CHECK_VALUE(!bad.any().item<bool>(), who,
+                      ": alpha must be finite and >= 0, got ",
+                      common::first_values(alpha.masked_select(bad)));
+  }
+}
+
+at::Tensor sigmoid_focal_loss(const at::Tensor& logits, const at::Tensor& targets,
+                              double alpha, double gamma, c10::string_view reduction_name) {
+  const std::string who = "proxyloss::sigmoid_focal_loss";
+  check_sigmoid_focal_options(who, alpha, gamma);
+  const auto reduction = common::parse_reduction(who, std::string(reduction_name));
+  common::check_defined(who, logits, "logits");
+  common::check_defined(who, targets, "targets");
+  common::check_floating_logits(who, logits);
+  TORCH_CHECK_VALUE(targets.sizes() == logits.sizes(), who,
+                    ": targets must have the shape of logits ", logits.sizes(), ", got ",
+                    targets.sizes());
+  TORCH_CHECK_VALUE(
+      at::isFloatingType(targets.scalar_type()) || targets.scalar_type() == at::kBool,
+      who,
+      ": targets must be floating point (0/1 labels, or soft labels in [0, 1]) "
+      "or bool, got ",
+      targets.scalar_type(), " (integer class indices are SoftmaxFocalLoss's targets)");
+  common::check_same_device(who, logits, targets, "targets");
+
+  const auto dtype = common::compute_dtype(logits.scalar_type());
+  const auto x = logits.to(dtype);
+  const auto t = targets.detach().to(dtype);
+  const auto outside = t.ge(0).logical_and(t.le(1)).logical_not(); // NaN included
+  TORCH_CHECK_VALUE(!outside.any().item<bool>(), who, ": targets must be in [0, 1], got ",
+                    common::first_values(t.masked_select(outside)));
+
+  const auto log_p = at::log_sigmoid(x);          // log p
+  const auto log_not_p = at::log_sigmoid(-x);     // log(1 - p)
+  auto loss = -(t * log_p + (1 - t) * log_not_p); // ce
+  if (gamma != 0) {
+    // log(1 - p_t) = log(p (1 - t) + (1 - p) t); for 0/1 targets one side is
+    // log 0 = -inf, which logaddexp takes (value and gradient) exactly.
+    const auto log_q = at::logaddexp(log_p + at::log1p(-t), log_not_p + at::log(t));
+    loss = loss * at::exp(gamma * log_q);
+  }
+  if (alpha >= 0) {
+    loss = loss * (alpha * t + (1 - alpha) * (1 - t));
+  }
+  const auto count = at::full({}, static_cast<double>(loss.numel()), loss.options());
+  return common::reduce(loss, reduction, count).to(logits.scalar_type());
+}
+
+at::Tensor softmax_focal_loss(const at::Tensor& logits, const at::Tensor& targets,
+                              const optional<at::Tensor>& alpha_arg, double gamma,
+                              c10::string_view reduction_name, double label_smoothing,
+                              int64_t ignore_index, int64_t background_class) {
+  const std::string who = "proxyloss::softmax_focal_loss";
+  const at::Tensor alpha = alpha_arg.has_value() ? *alpha_arg : at::Tensor();
+  check_softmax_focal_options(who, alpha, gamma, label_smoothing);
+  const auto reduction = parse_focal_reduction(who, reduction_name);
+  common::check_defined(who, logits, "logits");
+  common::check_defined(who, targets, "targets");
+  TORCH_CHECK_VALUE(logits.dim() == 2 && logits.size(1) >= 1, who,
+                    ": logits must have shape [N, C] with C >= 1, got ", logits.sizes());
+  common::check_floating_logits(who, logits);
+  const int64_t C = logits.size(1);
+  const auto y = common::checked_class_targets(who, logits, targets,
+                                               /*allow_column=*/false,
+                                               /*allow_bool=*/false);
+  TORCH_CHECK_VALUE(!alpha.defined() || alpha.size(0) == C, who,
+                    ": alpha must have one entry per class, C = ", C,
+                    " (the columns of logits), got ", alpha.defined() ? alpha.size(0) : 0);
+
+  common::check_target_range(who, y, C, ignore_index);
+  const auto valid = y.ne(ignore_index);
+
+  const auto dtype = common::compute_dtype(logits.scalar_type());
+  const auto x = logits.to(dtype);
+  // Ignored rows compute with class 0 and are zeroed at the end.
+  const auto safe_y = at::where(valid, y, at::zeros_like(y)).unsqueeze(1); // [N, 1]
+  const auto log_p = at::log_softmax(x, 1);                                // [N, C]
+  const auto log_p_y = log_p.gather(1, safe_y).squeeze(1);                 // [N]
+  const double eps = label_smoothing;
+  auto loss = -(1 - eps) * log_p_y; // ce_i
+  if (eps > 0) {
+    loss = loss - (eps / static_cast<double>(C)) * log_p.sum(1);
+  }
+  if (gamma != 0) {
+    // log(1 - p_y) = log sum_{c != y} p_c: logsumexp of log p with the target's
+    // entry set to the lowest finite value (exp of it is 0). Not -inf, so that
+    // C = 1 gives log(1 - p_y) = lowest, a focal factor of exactly 0 and a
+    // finite gradient.
+    const double lowest = dtype == at::kDouble ? std::numeric_limits<double>::lowest()
+                                               : std::numeric_limits<float>::lowest();
+    const auto log_q = at::logsumexp(log_p.scatter(1, safe_y, lowest), {1});
+    loss = loss * at::exp(gamma * log_q);
+  }
+  if (alpha.defined()) {
+    loss = loss * alpha.detach().to(x.device(), dtype).index_select(0, safe_y.squeeze(1));
+  }
+  loss = at::where(valid, loss, at::zeros_like(loss));
+
+  // mean: over the valid rows; mean_positive: over the valid rows that are
+  // not background (both at least 1).
+  at::Tensor out;
+  switch (reduction) {
+    case FocalReductionName::None:
+      out = loss;
+      break;
+    case FocalReductionName::Sum:
+      out = common::reduce(loss, Reduction::Sum, {});
+      break;
+    case FocalReductionName::Mean:
+      out = common::reduce(loss, Reduction::Mean, valid.sum().clamp_min(1));
+      break;
+    case FocalReductionName::MeanPositive:
+      out = common::reduce(
+          loss, Reduction::Mean,
+          valid.logical_and(y.ne(background_class)).sum().clamp_min(1));
+      break;
+  }
+  return out.to(logits.scalar_type());
+}
+
+} // namespace ops_impl
+} // namespace proxyloss
+
+TORCH_LIBRARY_IMPL(proxyloss, CompositeImplicitAutograd, m) {
+  m.impl("sigmoid_focal_loss", &proxyloss::ops_impl::sigmoid_focal_loss);
+  m.impl("softmax_focal_loss", &proxyloss::ops_impl::softmax_focal_loss);
+}
