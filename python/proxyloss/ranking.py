@@ -13,6 +13,8 @@ import warnings
 import torch
 from torch import nn
 
+from proxyloss._distributed import check_gather_option, refuse_to_gather
+from proxyloss._errors import naming
 from proxyloss._ops import EMPTY_POOL, NON_FINITE_LOGITS, SUBSAMPLED, UNEXPECTED_BINARY_LABELS, ops
 
 _REDUCTIONS = ("mean", "sum", "none")
@@ -39,9 +41,7 @@ class _QueuedRankingLoss(nn.Module):
         if 0 <= ignore_index < label_end:
             raise ValueError(f"{name}: ignore_index must not be a valid target, got "
                              f"ignore_index={ignore_index} with num_classes={num_classes}")
-        if gather_distributed not in (None, True, False):
-            raise ValueError(f"{name}: gather_distributed must be None, True or False, "
-                             f"got {gather_distributed!r}")
+        check_gather_option(name, gather_distributed)
         self.num_classes = num_classes
         self.queue_size = queue_size
         self.temperature = float(temperature)
@@ -82,12 +82,9 @@ class _QueuedRankingLoss(nn.Module):
         mode, ``ignore_index`` for padding). Returns the loss (a scalar for
         mean/sum, [C] for none), or ``(loss, per_class, valid)`` with
         ``return_per_class=True``."""
-        _check_temperature(type(self).__name__, self.temperature)
-        if self._gathers():
-            raise NotImplementedError(
-                f"{type(self).__name__}: gathering the pool across processes "
-                "(gather_distributed) is not implemented yet; pass "
-                "gather_distributed=False to rank each process's batch alone")
+        name = type(self).__name__
+        _check_temperature(name, self.temperature)
+        refuse_to_gather(name, self.gather_distributed)
         has_queue = self.queue_size > 0
         if has_queue and self._q_logits.device != logits.device:
             self._q_logits = self._q_logits.to(logits.device)
@@ -95,8 +92,9 @@ class _QueuedRankingLoss(nn.Module):
             self._q_ptr = self._q_ptr.to(logits.device)
         queue_logits = self._q_logits if has_queue else None
         queue_targets = self._q_targets if has_queue else None
-        loss, per_class, valid, events = self._call_op(logits, targets, queue_logits,
-                                                      queue_targets)
+        with naming(name):
+            loss, per_class, valid, events = self._call_op(logits, targets, queue_logits,
+                                                          queue_targets)
         happened = events.tolist()
         if happened[NON_FINITE_LOGITS]:
             self._warn_once("nonfinite", "non-finite logits (NaN or inf) in the ranking "
@@ -116,23 +114,39 @@ class _QueuedRankingLoss(nn.Module):
             return loss, per_class, valid
         return loss
 
-    def _gathers(self):
-        """Whether this forward would gather across processes (decided at
-        every call, not cached)."""
-        if self.gather_distributed is False:
-            return False
-        import torch.distributed as dist
-
-        initialised = dist.is_available() and dist.is_initialized()
-        if self.gather_distributed is True and not initialised:
-            raise RuntimeError(f"{type(self).__name__}: gather_distributed=True needs an "
-                               "initialised torch.distributed process group")
-        return initialised and dist.get_world_size() > 1
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict,
+                              missing_keys, unexpected_keys, error_msgs):
+        _migrate_successor_queue(type(self).__name__, state_dict, prefix)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict,
+                                      missing_keys, unexpected_keys, error_msgs)
 
     def extra_repr(self):
         return (f"num_classes={self.num_classes}, queue_size={self.queue_size}, "
                 f"temperature={self.temperature}, reduction={self.reduction!r}, "
                 f"ignore_index={self.ignore_index}")
+
+
+def _migrate_successor_queue(name, state_dict, prefix):
+    """imbalanced-losses (>= 0.3.2) keeps the queue in a submodule:
+    ``_queue._q_logits / _q_targets / _q_ptr`` plus ``_q_iid`` and
+    ``_q_weight``. Renames the first three to ours (``_q_*``, the names of
+    proxy-losses 0.1.3) in place. ``_q_iid`` is dropped: these losses do not
+    read it. ``_q_weight`` is dropped when every stored weight is 1 (the queue
+    of a run without sample weights); otherwise the checkpoint is refused,
+    since this version cannot weight the queued rows."""
+    old = prefix + "_queue."
+    if not any(key.startswith(old) for key in state_dict):
+        return
+    for field in ("_q_logits", "_q_targets", "_q_ptr"):
+        if old + field in state_dict:
+            state_dict[prefix + field] = state_dict.pop(old + field)
+    state_dict.pop(old + "_q_iid", None)
+    weight = state_dict.pop(old + "_q_weight", None)
+    if weight is not None and bool((weight != 1).any()):
+        raise ValueError(
+            f"{name}: this checkpoint's queue holds per-sample weights (an "
+            "imbalanced-losses run with sample_weight); proxyloss does not support "
+            "sample weights yet and would rank those rows unweighted")
 
 
 def _check_temperature(name, temperature):

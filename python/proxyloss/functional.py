@@ -1,0 +1,44 @@
+"""Functional forms of the stateless losses (the queued ranking losses have
+no queue here: the pool is the batch), each one op call."""
+from proxyloss._ops import ops
+
+
+def smooth_ap_loss(logits, targets, temperature=0.01, reduction="mean", ignore_index=-100,
+                   max_pool_size=None):
+    """SmoothAPLoss over the batch alone (no queue); see proxyloss.SmoothAPLoss."""
+    return ops.smooth_ap_loss(logits, targets, None, None, logits.shape[-1],
+                              float(temperature), reduction, ignore_index, max_pool_size)[0]
+
+
+def recall_at_quantile_loss(logits, targets, quantile=0.005, temperature=0.01,
+                            reduction="mean", ignore_index=-100,
+                            quantile_interpolation="higher", max_pool_size=None):
+    """RecallAtQuantileLoss over the batch alone (no queue)."""
+    return ops.recall_at_quantile_loss(logits, targets, None, None, logits.shape[-1],
+                                       float(quantile), quantile_interpolation,
+                                       float(temperature), reduction, ignore_index,
+                                       max_pool_size)[0]
+
+
+def fair_loss(logits, targets, weight=None, smooth_max_beta=1000.0, scaling_factor=1000.0,
+              reduction="mean", ignore_index=-100, label_smoothing=0.0):
+    """FairLoss with cross-entropy options given directly; see proxyloss.FairLoss."""
+    return ops.fair_loss_reduced(logits, targets, weight, float(smooth_max_beta),
+                                 float(scaling_factor), reduction, ignore_index,
+                                 float(label_smoothing))
+
+
+def sigmoid_focal_loss(inputs, targets, alpha=0.25, gamma=2.0, reduction="mean"):
+    """SigmoidFocalLoss; see proxyloss.SigmoidFocalLoss."""
+    return ops.sigmoid_focal_loss(inputs, targets, float(alpha), float(gamma), reduction)
+
+
+def softmax_focal_loss(inputs, targets, alpha=None, gamma=2.0, reduction="mean",
+                       label_smoothing=0.0, ignore_index=-100, background_class=0):
+    """SoftmaxFocalLoss for inputs [N, C]; see proxyloss.SoftmaxFocalLoss."""
+    return ops.softmax_focal_loss(inputs, targets, alpha, float(gamma), reduction,
+                                  float(label_smoothing), ignore_index, background_class)
+
+
+__all__ = ["smooth_ap_loss", "recall_at_quantile_loss", "fair_loss", "sigmoid_focal_loss",
+           "softmax_focal_loss"]
