@@ -22,6 +22,8 @@ packages=(
   python3-torch             # Python torch on the same LibTorch: the ops from Python
   python3-pytest            # pytest, for the Python tests
   python3-venv              # the Python tests' venv (scripts/test.sh)
+  python3-sklearn           # the Python demos' data and metrics, a test oracle
+  python3-matplotlib        # the Python demos' plots (--out DIR)
 )
 # Optional, not installed here: gnuplot-nox, with which the demos also draw
 # PNG plots beside their CSV files (--out DIR).
