@@ -1,5 +1,7 @@
 """Functional forms of the stateless losses (the queued ranking losses have
 no queue here: the pool is the batch), each one op call."""
+import torch
+
 from proxyloss._ops import ops
 
 
@@ -35,7 +37,11 @@ def sigmoid_focal_loss(inputs, targets, alpha=0.25, gamma=2.0, reduction="mean")
 
 def softmax_focal_loss(inputs, targets, alpha=None, gamma=2.0, reduction="mean",
                        label_smoothing=0.0, ignore_index=-100, background_class=0):
-    """SoftmaxFocalLoss for inputs [N, C]; see proxyloss.SoftmaxFocalLoss."""
+    """SoftmaxFocalLoss for inputs [N, C]; see proxyloss.SoftmaxFocalLoss.
+    ``alpha``: None, or per-class weights [C] (a tensor or a sequence, as the
+    module takes; a sequence becomes a float32 tensor)."""
+    if alpha is not None and not isinstance(alpha, torch.Tensor):
+        alpha = torch.as_tensor(alpha, dtype=torch.float32)
     return ops.softmax_focal_loss(inputs, targets, alpha, float(gamma), reduction,
                                   float(label_smoothing), ignore_index, background_class)
 
