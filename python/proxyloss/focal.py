@@ -13,6 +13,7 @@ import math
 import torch
 from torch import nn
 
+from proxyloss._compile import eager_under_compile
 from proxyloss._distributed import check_gather_option, refuse_to_gather
 from proxyloss._errors import naming
 from proxyloss._ops import ops
@@ -48,6 +49,7 @@ class SigmoidFocalLoss(nn.Module):
         self.reduction = reduction
         self.gather_distributed = gather_distributed
 
+    @eager_under_compile
     def forward(self, inputs, targets):
         """inputs: logits of any shape (floating); targets: the same shape,
         floating 0/1 (or soft labels in [0, 1]) or bool."""
@@ -98,6 +100,7 @@ class SoftmaxFocalLoss(nn.Module):
         else:
             self.alpha = None
 
+    @eager_under_compile
     def forward(self, inputs, targets):
         refuse_to_gather("SoftmaxFocalLoss", self.gather_distributed)
         spatial = inputs.dim() > 2

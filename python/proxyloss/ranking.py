@@ -8,11 +8,13 @@ computed by ``torch.ops.proxyloss.smooth_ap_loss`` /
 ``torch.ops.proxyloss.queue_push_``. Nothing is computed here.
 """
 import math
+import operator
 import warnings
 
 import torch
 from torch import nn
 
+from proxyloss._compile import eager_under_compile
 from proxyloss._distributed import check_gather_option, refuse_to_gather
 from proxyloss._errors import naming
 from proxyloss._ops import EMPTY_POOL, NON_FINITE_LOGITS, SUBSAMPLED, UNEXPECTED_BINARY_LABELS, ops
@@ -28,15 +30,20 @@ class _QueuedRankingLoss(nn.Module):
                  update_queue_in_eval, gather_distributed, max_pool_size):
         super().__init__()
         name = type(self).__name__
-        if not isinstance(num_classes, int) or num_classes <= 0:
-            raise ValueError(f"{name}: num_classes must be a positive int, got {num_classes!r}")
-        if not isinstance(queue_size, int) or queue_size < 0:
-            raise ValueError(f"{name}: queue_size must be an int >= 0, got {queue_size!r}")
+        num_classes = _as_int(name, "num_classes", num_classes)
+        queue_size = _as_int(name, "queue_size", queue_size)
+        ignore_index = _as_int(name, "ignore_index", ignore_index)
+        if num_classes <= 0:
+            raise ValueError(f"{name}: num_classes must be a positive int, got {num_classes}")
+        if queue_size < 0:
+            raise ValueError(f"{name}: queue_size must be an int >= 0, got {queue_size}")
         if reduction not in _REDUCTIONS:
             raise ValueError(f"{name}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
-        if max_pool_size is not None and (not isinstance(max_pool_size, int) or max_pool_size <= 0):
-            raise ValueError(f"{name}: max_pool_size must be a positive int or None, "
-                             f"got {max_pool_size!r}")
+        if max_pool_size is not None:
+            max_pool_size = _as_int(name, "max_pool_size", max_pool_size)
+            if max_pool_size <= 0:
+                raise ValueError(f"{name}: max_pool_size must be a positive int or None, "
+                                 f"got {max_pool_size}")
         label_end = 2 if num_classes == 1 else num_classes
         if 0 <= ignore_index < label_end:
             raise ValueError(f"{name}: ignore_index must not be a valid target, got "
@@ -77,6 +84,7 @@ class _QueuedRankingLoss(nn.Module):
             warnings.warn(f"{type(self).__name__}: {message} (This warning is shown once "
                           "per instance.)", stacklevel=3)
 
+    @eager_under_compile
     def forward(self, logits, targets, return_per_class=False):
         """logits [N, C], targets [N] or [N, 1] integer class ids (0/1 in binary
         mode, ``ignore_index`` for padding). Returns the loss (a scalar for
@@ -147,6 +155,17 @@ def _migrate_successor_queue(name, state_dict, prefix):
             f"{name}: this checkpoint's queue holds per-sample weights (an "
             "imbalanced-losses run with sample_weight); proxyloss does not support "
             "sample weights yet and would rank those rows unweighted")
+
+
+def _as_int(name, what, value):
+    """``value`` as a Python int: any integer (int, numpy integers, a 0-dim
+    integer tensor), not bool and not a float."""
+    if isinstance(value, bool):
+        raise ValueError(f"{name}: {what} must be an int, got {value!r}")
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise ValueError(f"{name}: {what} must be an int, got {value!r}") from None
 
 
 def _check_temperature(name, temperature):

@@ -34,11 +34,15 @@ import warnings
 from torch import nn
 
 
-def _check_count(value, what, allow_none=False):
+def _as_count(value, what, allow_none=False):
+    """An epoch or step count >= 0 as an int; a float of integer value (2.0,
+    5e4) is taken, as the seeds take it."""
     if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
-        raise ValueError(f"LossWarmupWrapper: {what} must be an int >= 0, got {value!r}")
+        return None
+    if (isinstance(value, numbers.Real) and not isinstance(value, bool)
+            and math.isfinite(value) and value == int(value) and value >= 0):
+        return int(value)
+    raise ValueError(f"LossWarmupWrapper: {what} must be a whole number >= 0, got {value!r}")
 
 
 def _accepts_sample_weight(loss):
@@ -64,10 +68,10 @@ class LossWarmupWrapper(nn.Module):
         super().__init__()
         if not callable(warmup_loss) or not callable(main_loss):
             raise TypeError("LossWarmupWrapper: warmup_loss and main_loss must be callable")
-        _check_count(warmup_epochs, "warmup_epochs")
-        _check_count(blend_epochs, "blend_epochs")
-        _check_count(warmup_steps, "warmup_steps", allow_none=True)
-        _check_count(blend_steps, "blend_steps", allow_none=True)
+        warmup_epochs = _as_count(warmup_epochs, "warmup_epochs")
+        blend_epochs = _as_count(blend_epochs, "blend_epochs")
+        warmup_steps = _as_count(warmup_steps, "warmup_steps", allow_none=True)
+        blend_steps = _as_count(blend_steps, "blend_steps", allow_none=True)
         if warmup_steps is not None and warmup_epochs != 0:
             raise ValueError("LossWarmupWrapper: give warmup_epochs (epoch mode) or "
                              "warmup_steps (step mode), not both")
@@ -81,10 +85,11 @@ class LossWarmupWrapper(nn.Module):
                 and temp_start > 0 and temp_end > 0):
             raise ValueError("LossWarmupWrapper: temp_start and temp_end must be finite "
                              f"and > 0, got {temp_start} and {temp_end}")
-        if (isinstance(temp_decay_steps, bool) or not isinstance(temp_decay_steps, numbers.Integral)
-                or temp_decay_steps <= 0):
-            raise ValueError("LossWarmupWrapper: temp_decay_steps must be an int > 0, "
-                             f"got {temp_decay_steps!r}")
+        # A real number of steps > 0, as the seeds (only divided by).
+        if (isinstance(temp_decay_steps, bool) or not isinstance(temp_decay_steps, numbers.Real)
+                or not math.isfinite(temp_decay_steps) or temp_decay_steps <= 0):
+            raise ValueError("LossWarmupWrapper: temp_decay_steps must be a finite number "
+                             f"> 0, got {temp_decay_steps!r}")
         final_main_weight = float(final_main_weight)
         if not 0 < final_main_weight <= 1:
             raise ValueError("LossWarmupWrapper: final_main_weight must be in (0, 1], "
@@ -94,14 +99,14 @@ class LossWarmupWrapper(nn.Module):
                              f"or False, got {gather_distributed!r}")
         self.warmup_loss = warmup_loss
         self.main_loss = main_loss
-        self.warmup_epochs = int(warmup_epochs)
-        self.blend_epochs = int(blend_epochs)
+        self.warmup_epochs = warmup_epochs
+        self.blend_epochs = blend_epochs
         self._step_mode = warmup_steps is not None
         self.warmup_steps = int(warmup_steps or 0)
         self.blend_steps = int(blend_steps or 0)
         self.temp_start = temp_start
         self.temp_end = temp_end
-        self.temp_decay_steps = int(temp_decay_steps)
+        self.temp_decay_steps = temp_decay_steps
         self.final_main_weight = final_main_weight
         self.reset_queue_each_epoch = reset_queue_each_epoch
         if gather_distributed is not None and hasattr(main_loss, "gather_distributed"):
