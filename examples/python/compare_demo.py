@@ -64,16 +64,7 @@ def best_of(result):
 
 
 def main(argv=None) -> int:
-    parser = demo.new_parser(__doc__)
-    demo.add_ranking_flags(parser)
-    args = parser.parse_args(argv)
-
-    started = time.perf_counter()
-    print(demo.configure_threads(args.threads))
-    losses = demo.load_losses(args.implementation, "ranking")
-    print(f"losses: {demo.describe_implementation(losses)}")
-    train, validation = demo.make_ranking_data(args)
-    print(demo.describe_ranking_data(train, validation))
+    args, losses, train, validation, started = demo.start_ranking_demo(__doc__, argv)
     print(f"warmup_epochs={args.warmup_epochs}  blend_epochs={args.blend_epochs}  "
           f"total_epochs={args.total_epochs}  pos_rate={args.pos_rate}\n")
 

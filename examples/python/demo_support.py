@@ -210,6 +210,22 @@ def describe_ranking_data(train: Dataset, validation: Dataset) -> str:
             f"({int(validation.y.sum())} positive)")
 
 
+def start_ranking_demo(description: str, argv=None):
+    """The ranking demos' common start: parse the flags, set the threads,
+    load the losses of --implementation and make the data, printing each.
+    Returns (args, losses module, train, validation, start time)."""
+    parser = new_parser(description)
+    add_ranking_flags(parser)
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    print(configure_threads(args.threads))
+    losses = load_losses(args.implementation, "ranking")
+    print(f"losses: {describe_implementation(losses)}")
+    train, validation = make_ranking_data(args)
+    print(describe_ranking_data(train, validation))
+    return args, losses, train, validation, started
+
+
 def make_mlp(widths: Sequence[int], seed: int) -> nn.Sequential:
     """Linear layers of the given widths with ReLUs between them, initialised
     from torch's global generator seeded with `seed` (the same weights for

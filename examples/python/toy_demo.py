@@ -16,22 +16,12 @@ usage:
   python examples/python/toy_demo.py --out results          also results/toy_demo.csv, .png
 """
 import sys
-import time
 
 import demo_support as demo
 
 
 def main(argv=None) -> int:
-    parser = demo.new_parser(__doc__)
-    demo.add_ranking_flags(parser)
-    args = parser.parse_args(argv)
-
-    started = time.perf_counter()
-    print(demo.configure_threads(args.threads))
-    losses = demo.load_losses(args.implementation, "ranking")
-    print(f"losses: {demo.describe_implementation(losses)}")
-    train, validation = demo.make_ranking_data(args)
-    print(demo.describe_ranking_data(train, validation))
+    args, losses, train, validation, started = demo.start_ranking_demo(__doc__, argv)
 
     steps = demo.steps_per_epoch(args, train.rows)
     schedule = demo.Schedule(args.warmup_epochs, args.blend_epochs,
