@@ -27,6 +27,26 @@ QuantileInterpolation parse_interpolation(c10::string_view name,
   return QuantileInterpolation::Midpoint;
 }
 
+namespace {
+
+// q (n - 1) = 0.995 * 236 is 234.82000732 with a float32 rank and 234.82000113
+// with a float64 one; on values whose sorted ranks 234 and 235 are 0 and 1,
+// torch::quantile returns the weight itself, which tells the two apart.
+bool probe_quantile_ranks_in_double() {
+  constexpr int64_t n = 237;
+  constexpr double q = 0.995;
+  const auto values = at::arange(n, at::TensorOptions().dtype(at::kFloat)).ge(235).to(at::kFloat);
+  const double got = at::quantile(values, q, c10::nullopt, false, "linear").item<double>();
+  return got == quantile_position_in<double, float>(n, q, QuantileInterpolation::Linear).weight;
+}
+
+} // namespace
+
+bool quantile_ranks_in_double() {
+  static const bool in_double = probe_quantile_ranks_in_double();
+  return in_double;
+}
+
 void check_selection_quantile_inputs(const at::Tensor& values, double q) {
   constexpr const char* kOp = "proxyloss::selection_quantile";
   TORCH_CHECK_VALUE((values.dim() == 1 || values.dim() == 2) && values.size(0) > 0, kOp,

@@ -4,7 +4,9 @@
 //
 // Op contract (every implementation): values [M] or [M, C] float32/float64,
 // M >= 1, q in [0, 1]. Per column, as torch::quantile computes it: the
-// position r = q (M - 1) in the values' dtype; lower / higher / nearest take
+// position r = q (M - 1) (in the values' dtype, or in float64 on LibTorch
+// releases that compute ranks there: quantile_ranks_in_double); lower /
+// higher / nearest take
 // the value at floor / ceil / round-half-even of r; linear lerps between
 // floor and ceil with weight r - floor(r), midpoint with weight 1/2 (torch's
 // lerp formula). NaN for a column holding a NaN. Returns a 0-dim tensor for
@@ -37,11 +39,13 @@ struct QuantilePosition {
   double weight;       // lerp weight (in the values' dtype)
 };
 
-// The position of the q-quantile of n values, computed in T as torch does.
-template <typename T>
-QuantilePosition quantile_position(int64_t n, double q, QuantileInterpolation mode) {
+// The position of the q-quantile of n values of dtype T, with the rank
+// computed in R: r = R(T(q)) * R(n - 1) (q first rounded to the values' dtype,
+// as torch::quantile takes it), the lerp weight r - floor(r) rounded to T.
+template <typename R, typename T>
+QuantilePosition quantile_position_in(int64_t n, double q, QuantileInterpolation mode) {
   const int64_t last = n - 1;
-  T rank = static_cast<T>(q) * static_cast<T>(last);
+  R rank = static_cast<R>(static_cast<T>(q)) * static_cast<R>(last);
   switch (mode) {
     case QuantileInterpolation::Lower:
       rank = std::floor(rank);
@@ -59,10 +63,25 @@ QuantilePosition quantile_position(int64_t n, double q, QuantileInterpolation mo
   const int64_t above = std::min<int64_t>(static_cast<int64_t>(std::ceil(rank)), last);
   const bool interpolating =
       mode == QuantileInterpolation::Linear || mode == QuantileInterpolation::Midpoint;
-  const T weight =
-      mode == QuantileInterpolation::Midpoint ? T(0.5) : rank - static_cast<T>(below);
+  const T weight = mode == QuantileInterpolation::Midpoint
+                       ? T(0.5)
+                       : static_cast<T>(rank - static_cast<R>(below));
   return {below, interpolating, interpolating && above > below,
           static_cast<double>(weight)};
+}
+
+// Whether this LibTorch's torch::quantile computes the rank of float32 values
+// in float64 (PyTorch PR #187574, 2026: ranks in double where the device has
+// it, so that sizes beyond 2^24 are exact) rather than in float32 (before).
+// Probed once against at::quantile, so that the selection equals
+// torch::quantile of the LibTorch it runs with, whichever release.
+bool quantile_ranks_in_double();
+
+// The position of the q-quantile of n values of dtype T, as torch does.
+template <typename T>
+QuantilePosition quantile_position(int64_t n, double q, QuantileInterpolation mode) {
+  return quantile_ranks_in_double() ? quantile_position_in<double, T>(n, q, mode)
+                                    : quantile_position_in<T, T>(n, q, mode);
 }
 
 // torch's lerp: start + w (end - start) for |w| < 1/2, else
