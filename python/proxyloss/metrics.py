@@ -3,11 +3,12 @@
 ``proxyloss::metrics`` in C++. Inputs may be on any device and of any
 floating dtype (read on the CPU); O(N log N).
 
-The ops' own warnings (TORCH_WARN) do not reach Python's ``warnings`` when
-an op is called through ``torch.ops`` (they go to the C++ log on stderr), so
-the functions here issue the documented UserWarnings themselves, from the
-result: AP is 0 only without a positive, ROC AUC NaN only when a class is
-absent, recall NaN only without a positive."""
+The ops' own warnings (TORCH_WARN) reach Python's ``warnings`` on torch 2.x
+but not on 1.13 (there they go to the C++ log on stderr), so the functions
+here catch whatever reaches Python and issue the documented UserWarning
+themselves, once, attributed to the caller, from the result: AP is 0 only
+without a positive, ROC AUC NaN only when a class is absent, recall NaN only
+without a positive."""
 import math
 import warnings
 
@@ -18,11 +19,19 @@ def _warn(message):
     warnings.warn(message, UserWarning, stacklevel=3)
 
 
+def _quietly(op, *args):
+    """The op's result, with the op's own warning (torch 2.x) held back: the
+    caller issues one from the result instead."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return op(*args)
+
+
 def average_precision(scores, labels):
     """Average precision of binary ``labels`` (non-zero = positive) ranked by
     ``scores`` [N], equal to scikit-learn's ``average_precision_score`` (tied
     scores form one step). 0.0 with a warning when there is no positive."""
-    ap = ops.average_precision(scores, labels)
+    ap = _quietly(ops.average_precision, scores, labels)
     if ap == 0.0:
         _warn("average_precision: no positive label; returning 0 (as scikit-learn)")
     return ap
@@ -38,7 +47,7 @@ def average_precision_per_class(logits, targets, ignore_index=-100):
 def roc_auc(scores, labels):
     """Area under the ROC curve, equal to scikit-learn's ``roc_auc_score``
     (ties count one half). NaN with a warning when a class is absent."""
-    auc = ops.roc_auc(scores, labels)
+    auc = _quietly(ops.roc_auc, scores, labels)
     if math.isnan(auc):
         _warn("roc_auc: only one class present in labels; ROC AUC is undefined, "
               "returning NaN")
@@ -49,7 +58,7 @@ def recall_at_quantile(scores, labels, quantile, interpolation="higher"):
     """Fraction of the positives scoring at or above the threshold
     RecallAtQuantileLoss uses: the (1 - quantile) quantile of all scores
     (torch.quantile's interpolation). NaN with a warning without positives."""
-    recall = ops.recall_at_quantile(scores, labels, float(quantile), interpolation)
+    recall = _quietly(ops.recall_at_quantile, scores, labels, float(quantile), interpolation)
     if math.isnan(recall):
         _warn("recall_at_quantile: no positive label; returning NaN")
     return recall
