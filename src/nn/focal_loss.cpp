@@ -3,11 +3,11 @@
 // (src/ops/composite/focal_losses.cpp).
 #include "proxyloss/focal_loss.h"
 
+#include "common/input_checks.h"
+#include "common/reduction.h"
 #include "nn/naming_the_loss.h"
 #include "ops/module_losses.h"
 #include "proxyloss/ops.h"
-#include "common/input_checks.h"
-#include "common/reduction.h"
 
 #include <ostream>
 #include <string>
@@ -91,8 +91,8 @@ void SigmoidFocalLossImpl::pretty_print(std::ostream& stream) const {
 torch::Tensor SigmoidFocalLossImpl::forward(const torch::Tensor& logits,
                                             const torch::Tensor& targets) {
   // The op checks the options again: they may have been edited since reset().
-  return nn_impl::naming_the_loss("SigmoidFocalLoss",
-                                  [&] { return sigmoid_focal_op(logits, targets, options); });
+  return nn_impl::naming_the_loss(
+      "SigmoidFocalLoss", [&] { return sigmoid_focal_op(logits, targets, options); });
 }
 
 // --- SoftmaxFocalLoss ------------------------------------------------------------
@@ -119,8 +119,8 @@ void SoftmaxFocalLossImpl::pretty_print(std::ostream& stream) const {
 torch::Tensor SoftmaxFocalLossImpl::forward(const torch::Tensor& logits,
                                             const torch::Tensor& targets) {
   // The op checks the options again: they may have been edited since reset().
-  return nn_impl::naming_the_loss("SoftmaxFocalLoss",
-                                  [&] { return softmax_focal_op(logits, targets, options); });
+  return nn_impl::naming_the_loss(
+      "SoftmaxFocalLoss", [&] { return softmax_focal_op(logits, targets, options); });
 }
 
 // --- functional forms ------------------------------------------------------------

@@ -104,10 +104,9 @@ at::Tensor fair_loss_reduced(const at::Tensor& logits, const at::Tensor& targets
                              const optional<at::Tensor>& weight, double smooth_max_beta,
                              double scaling_factor, const std::string& reduction,
                              int64_t ignore_index, double label_smoothing) {
-  static const auto op =
-      typed_op<at::Tensor(const at::Tensor&, const at::Tensor&,
-                          const optional<at::Tensor>&, double, double, c10::string_view,
-                          int64_t, double)>("proxyloss::fair_loss_reduced");
+  static const auto op = typed_op<at::Tensor(
+      const at::Tensor&, const at::Tensor&, const optional<at::Tensor>&, double, double,
+      c10::string_view, int64_t, double)>("proxyloss::fair_loss_reduced");
   return op.call(logits, targets, weight, smooth_max_beta, scaling_factor, reduction,
                  ignore_index, label_smoothing);
 }
@@ -124,10 +123,9 @@ at::Tensor softmax_focal_loss(const at::Tensor& logits, const at::Tensor& target
                               const optional<at::Tensor>& alpha, double gamma,
                               const std::string& reduction, double label_smoothing,
                               int64_t ignore_index, int64_t background_class) {
-  static const auto op =
-      typed_op<at::Tensor(const at::Tensor&, const at::Tensor&,
-                          const optional<at::Tensor>&, double, c10::string_view, double,
-                          int64_t, int64_t)>("proxyloss::softmax_focal_loss");
+  static const auto op = typed_op<at::Tensor(
+      const at::Tensor&, const at::Tensor&, const optional<at::Tensor>&, double,
+      c10::string_view, double, int64_t, int64_t)>("proxyloss::softmax_focal_loss");
   return op.call(logits, targets, alpha, gamma, reduction, label_smoothing, ignore_index,
                  background_class);
 }

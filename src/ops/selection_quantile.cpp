@@ -35,9 +35,12 @@ namespace {
 bool probe_quantile_ranks_in_double() {
   constexpr int64_t n = 237;
   constexpr double q = 0.995;
-  const auto values = at::arange(n, at::TensorOptions().dtype(at::kFloat)).ge(235).to(at::kFloat);
-  const double got = at::quantile(values, q, c10::nullopt, false, "linear").item<double>();
-  return got == quantile_position_in<double, float>(n, q, QuantileInterpolation::Linear).weight;
+  const auto values =
+      at::arange(n, at::TensorOptions().dtype(at::kFloat)).ge(235).to(at::kFloat);
+  const double got =
+      at::quantile(values, q, c10::nullopt, false, "linear").item<double>();
+  return got ==
+         quantile_position_in<double, float>(n, q, QuantileInterpolation::Linear).weight;
 }
 
 } // namespace

@@ -76,9 +76,9 @@ at::Tensor fair_loss_reduced(const at::Tensor& logits, const at::Tensor& targets
   const optional<at::Tensor> compute_weight =
       weight_or_none.defined() ? optional<at::Tensor>(weight_or_none.detach().to(dtype))
                                : c10::nullopt;
-  const auto per_row = ops::fair_loss(logits.to(dtype), long_targets, compute_weight,
-                                      smooth_max_beta, scaling_factor, ignore_index,
-                                      label_smoothing);
+  const auto per_row =
+      ops::fair_loss(logits.to(dtype), long_targets, compute_weight, smooth_max_beta,
+                     scaling_factor, ignore_index, label_smoothing);
   const auto out =
       common::reduce(per_row, reduction, long_targets.ne(ignore_index).sum());
   return out.to(logits.scalar_type());

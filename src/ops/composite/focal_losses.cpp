@@ -25,8 +25,7 @@ void check_gamma(const std::string& who, double gamma) {
 // "none", "mean", "sum" or "mean_positive" (the softmax loss's reductions).
 enum class FocalReductionName { None, Mean, Sum, MeanPositive };
 
-FocalReductionName parse_focal_reduction(const std::string& who,
-                                         c10::string_view name) {
+FocalReductionName parse_focal_reduction(const std::string& who, c10::string_view name) {
   if (name == "mean_positive") {
     return FocalReductionName::MeanPositive;
   }
@@ -34,7 +33,7 @@ FocalReductionName parse_focal_reduction(const std::string& who,
                     ": reduction must be \"mean\", \"sum\", \"none\" or "
                     "\"mean_positive\", got \"",
                     std::string(name), "\"");
-  return name == "mean" ? FocalReductionName::Mean
+  return name == "mean"  ? FocalReductionName::Mean
          : name == "sum" ? FocalReductionName::Sum
                          : FocalReductionName::None;
 }
@@ -68,7 +67,8 @@ void check_softmax_focal_options(const std::string& who, const at::Tensor& alpha
 }
 
 at::Tensor sigmoid_focal_loss(const at::Tensor& logits, const at::Tensor& targets,
-                              double alpha, double gamma, c10::string_view reduction_name) {
+                              double alpha, double gamma,
+                              c10::string_view reduction_name) {
   const std::string who = "proxyloss::sigmoid_focal_loss";
   check_sigmoid_focal_options(who, alpha, gamma);
   const auto reduction = common::parse_reduction(who, std::string(reduction_name));
@@ -128,7 +128,8 @@ at::Tensor softmax_focal_loss(const at::Tensor& logits, const at::Tensor& target
                                                /*allow_bool=*/false);
   TORCH_CHECK_VALUE(!alpha.defined() || alpha.size(0) == C, who,
                     ": alpha must have one entry per class, C = ", C,
-                    " (the columns of logits), got ", alpha.defined() ? alpha.size(0) : 0);
+                    " (the columns of logits), got ",
+                    alpha.defined() ? alpha.size(0) : 0);
 
   common::check_target_range(who, y, C, ignore_index);
   const auto valid = y.ne(ignore_index);
@@ -173,9 +174,8 @@ at::Tensor softmax_focal_loss(const at::Tensor& logits, const at::Tensor& target
       out = common::reduce(loss, Reduction::Mean, valid.sum().clamp_min(1));
       break;
     case FocalReductionName::MeanPositive:
-      out = common::reduce(
-          loss, Reduction::Mean,
-          valid.logical_and(y.ne(background_class)).sum().clamp_min(1));
+      out = common::reduce(loss, Reduction::Mean,
+                           valid.logical_and(y.ne(background_class)).sum().clamp_min(1));
       break;
   }
   return out.to(logits.scalar_type());
