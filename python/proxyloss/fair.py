@@ -15,7 +15,6 @@ import math
 
 from torch import nn
 
-from proxyloss._compile import eager_under_compile
 from proxyloss._errors import naming
 from proxyloss._ops import ops
 
@@ -59,7 +58,6 @@ class FairLoss(nn.Module):
             raise ValueError("FairLoss: scaling_factor must be finite and >= 0 (0 turns "
                              f"the penalty off), got {scaling_factor}")
 
-    @eager_under_compile
     def forward(self, output, target):
         """output: logits [N, C] (float32/float64; float16/bfloat16 computed in
         float32); target: [N] integer class indices or ``ignore_index``.

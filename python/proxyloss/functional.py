@@ -1,6 +1,7 @@
 """Functional forms of the stateless losses (the queued ranking losses have
 no queue here: the pool is the batch), each one op call (run eagerly under
-torch.compile, as the modules: see proxyloss._compile)."""
+torch.compile, as the modules, but for fair_loss, which traces: see
+proxyloss._compile)."""
 import torch
 
 from proxyloss._compile import eager_under_compile
@@ -26,7 +27,6 @@ def recall_at_quantile_loss(logits, targets, quantile=0.005, temperature=0.01,
                                        max_pool_size)[0]
 
 
-@eager_under_compile
 def fair_loss(logits, targets, weight=None, smooth_max_beta=1000.0, scaling_factor=1000.0,
               reduction="mean", ignore_index=-100, label_smoothing=0.0):
     """FairLoss with cross-entropy options given directly; see proxyloss.FairLoss."""

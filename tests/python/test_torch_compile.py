@@ -1,7 +1,9 @@
 """The losses inside a torch.compile'd model (torch >= 2.1; skipped on older
-torch, which has no torch.compile): the model compiles, the loss runs
-eagerly behind a graph break (see proxyloss/_compile.py), and losses,
-parameter gradients and queues equal the eager model's step by step."""
+torch, which has no torch.compile): the model compiles, the queued ranking
+and focal losses run eagerly behind a graph break (proxyloss/_compile.py),
+FairLoss and the fixed-shape ops trace into the graph through their fake
+kernels (proxyloss/_fake_kernels.py, torch >= 2.4); losses, parameter
+gradients and queues equal the eager model's step by step."""
 import pytest
 import torch
 from torch import nn
@@ -62,3 +64,64 @@ def test_a_compiled_model_trains_as_the_eager_one(name):
     for (key, a), (_, b) in zip(eager.state_dict().items(), twin.state_dict().items()):
         if isinstance(a, torch.Tensor):
             assert torch.equal(a, b), key
+
+
+# --- ops with fake kernels trace into the graph (torch >= 2.4) --------------------
+
+needs_fakes = pytest.mark.skipif(not hasattr(torch.library, "register_fake"),
+                                 reason=f"torch {torch.__version__} has no register_fake")
+ops = proxyloss.ops
+
+
+def pool(M=64, C=3):
+    scores = torch.randn(M, C, dtype=torch.float64)
+    labels = torch.randint(-1, C, (M,))
+    labels[:C] = torch.arange(C)  # every class has a positive
+    return scores, labels
+
+
+@needs_fakes
+@pytest.mark.parametrize("name", ["smooth_ap", "soft_recall", "selection_quantile",
+                                  "fair_loss_reduced"])
+def test_fixed_shape_ops_trace_without_a_graph_break(name):
+    torch.manual_seed(1)
+    scores, labels = pool()
+    if name == "smooth_ap":
+        def f(s):
+            return ops.smooth_ap(s, labels, 0.1)
+    elif name == "soft_recall":
+        def f(s):
+            return ops.soft_recall(s, labels, torch.zeros(3, dtype=s.dtype), 0.1)
+    elif name == "selection_quantile":
+        def f(s):
+            return ops.selection_quantile(s.detach(), 0.9, "linear") * s.sum(0)
+    else:
+        targets = torch.randint(0, 3, (64,))
+
+        def f(s):
+            return ops.fair_loss_reduced(s, targets, None, 10.0, 10.0, "none", -100, 0.0)
+    x = scores.clone().requires_grad_(True)
+    y = scores.clone().requires_grad_(True)
+    want = f(x)
+    got = torch.compile(f, fullgraph=True)(y)  # fullgraph: a graph break is an error
+    want.sum().backward()
+    got.sum().backward()
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(y.grad, x.grad, rtol=1e-12, atol=1e-12)
+
+
+@needs_fakes
+def test_fair_loss_compiles_into_one_graph():
+    torch.manual_seed(2)
+    ce = nn.CrossEntropyLoss(weight=torch.rand(5), label_smoothing=0.1, reduction="none",
+                             ignore_index=2)
+    loss = proxyloss.FairLoss(ce, 10.0, 10.0)
+    logits, targets = torch.randn(32, 5, dtype=torch.float64), torch.randint(0, 5, (32,))
+    x = logits.clone().requires_grad_(True)
+    y = logits.clone().requires_grad_(True)
+    want = loss(x, targets)
+    got = torch.compile(loss, fullgraph=True)(y, targets)
+    want.backward()
+    got.backward()
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(y.grad, x.grad, rtol=1e-12, atol=1e-12)

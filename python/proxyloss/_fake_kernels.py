@@ -1,0 +1,58 @@
+"""Fake (meta) implementations of the ops whose output shapes follow from
+their input shapes, so that torch.compile (torch >= 2.4, which has
+``torch.library.register_fake``) traces them into its graph instead of
+breaking it: the per-class Smooth-AP and soft-recall ops with their private
+halves, the selection quantile, FairLoss's halves and the in-place queue
+update. Each returns empty tensors of the shapes, dtypes and devices the real
+implementations return (see the op contracts in src/ops/*.h).
+
+Not here: ``ranking_pool`` (how many rows it keeps depends on the targets'
+values), so the queued ranking losses still run eagerly behind a graph break
+(proxyloss/_compile.py)."""
+import torch
+
+
+def register():
+    register_fake = getattr(torch.library, "register_fake", None)
+    if register_fake is None:  # torch < 2.4
+        return
+
+    @register_fake("proxyloss::_smooth_ap_forward")
+    def _(scores, labels, temperature):
+        M, C = scores.shape
+        # The CPU kernel saves each class's sort order [C, M]; the
+        # device-generic implementation saves none ([0]).
+        order_shape = (C, M) if scores.device.type == "cpu" else (0,)
+        return (scores.new_empty((C,)), scores.new_empty((M,)), scores.new_empty((M,)),
+                labels.new_empty(order_shape))
+
+    @register_fake("proxyloss::_smooth_ap_backward")
+    def _(grad_ap, scores, labels, rank_all, rank_pos, order, temperature):
+        return torch.empty_like(scores)
+
+    @register_fake("proxyloss::soft_recall")
+    def _(scores, labels, thresholds, temperature):
+        return scores.new_empty((scores.shape[1],))
+
+    @register_fake("proxyloss::_soft_recall_backward")
+    def _(grad_recall, scores, labels, thresholds, temperature):
+        return torch.empty_like(scores)
+
+    @register_fake("proxyloss::selection_quantile")
+    def _(values, q, interpolation):
+        return values.new_empty(() if values.dim() == 1 else (values.shape[1],))
+
+    @register_fake("proxyloss::_fair_loss_forward")
+    def _(logits, targets, weight, smooth_max_beta, scaling_factor, ignore_index,
+          label_smoothing):
+        rows = logits.shape[0]
+        return tuple(logits.new_empty((rows,)) for _ in range(4))
+
+    @register_fake("proxyloss::_fair_loss_backward")
+    def _(grad_loss, logits, targets, weight, row_max, lse, beta_lse, smooth_max_beta,
+          scaling_factor, ignore_index, label_smoothing):
+        return torch.empty_like(logits)
+
+    @register_fake("proxyloss::queue_push_")
+    def _(queue_logits, queue_targets, queue_ptr, logits, targets):
+        return None
