@@ -36,7 +36,14 @@ ctest --test-dir "$build_dir" --output-on-failure -j"$jobs"
 wheel_dir="$build_dir/wheel"
 rm -rf "$wheel_dir"
 "$python_env/bin/pip" wheel -q --no-deps -w "$wheel_dir" .
-"$python_env/bin/pip" install -q --force-reinstall "$wheel_dir"/proxyloss-*.whl
+# Not --force-reinstall: that would reinstall the dependencies too, and pull
+# pip's torch over the system's. A plain install of the wheel checks that the
+# bare `torch` requirement is met by the torch already there.
+"$python_env/bin/pip" uninstall -q -y proxyloss 2>/dev/null || true
+"$python_env/bin/pip" install -q "$wheel_dir"/proxyloss-*.whl
+"$python_env/bin/python" -c "import sys, torch
+assert not torch.__file__.startswith(sys.prefix), 'pip put its own torch into the venv: ' + torch.__file__
+print('torch', torch.__version__, 'from', torch.__file__)"
 repo=$(pwd)
 (cd "$python_env" && env -u PROXYLOSS_LIBRARY -u PYTHONPATH bin/python -c \
   "import proxyloss; print('proxyloss', proxyloss.__version__, 'installed at', proxyloss.__file__)")
