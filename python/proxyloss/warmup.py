@@ -33,6 +33,8 @@ import warnings
 
 from torch import nn
 
+from proxyloss._distributed import check_gather_option
+
 
 def _as_count(value, what, allow_none=False):
     """An epoch or step count >= 0 as an int; a float of integer value (2.0,
@@ -94,9 +96,7 @@ class LossWarmupWrapper(nn.Module):
         if not 0 < final_main_weight <= 1:
             raise ValueError("LossWarmupWrapper: final_main_weight must be in (0, 1], "
                              f"got {final_main_weight}")
-        if gather_distributed not in (None, True, False):
-            raise ValueError("LossWarmupWrapper: gather_distributed must be None, True "
-                             f"or False, got {gather_distributed!r}")
+        check_gather_option("LossWarmupWrapper", gather_distributed)
         self.warmup_loss = warmup_loss
         self.main_loss = main_loss
         self.warmup_epochs = warmup_epochs
