@@ -79,8 +79,29 @@ TEST(QuantileBySelection, RejectsBadArguments) {
       [] { proxyloss::ops_impl::parse_interpolation("cubic", "interpolation"); },
       {"interpolation", "linear, lower, higher, nearest, midpoint", "cubic"}));
   EXPECT_TRUE(throws_with(
-      [] { proxyloss::ops::selection_quantile(torch::zeros({0}), 0.5, "linear"); },
-      {"non-empty"}));
+      [] {
+        proxyloss::ops::selection_quantile(torch::zeros({2, 2, 2}), 0.5, "linear");
+      },
+      {"[M] or [M, C]", "[2, 2, 2]"}));
+}
+
+// No value to select: NaN per column (torch::quantile raises), on both
+// implementations.
+TEST(QuantileBySelection, EmptyValuesGiveNaN) {
+  for (const bool generic : {false, true}) {
+    std::unique_ptr<proxyloss::detail::ForceGenericKernels> force;
+    if (generic) {
+      force = std::make_unique<proxyloss::detail::ForceGenericKernels>();
+    }
+    const auto column =
+        proxyloss::ops::selection_quantile(torch::zeros({0}), 0.5, "linear");
+    EXPECT_EQ(column.dim(), 0);
+    EXPECT_TRUE(std::isnan(column.item<float>()));
+    const auto columns = proxyloss::ops::selection_quantile(
+        torch::zeros({0, 3}, torch::kDouble), 1.0, "higher");
+    EXPECT_EQ(columns.sizes(), (std::vector<int64_t>{3}));
+    EXPECT_TRUE(columns.isnan().all().item<bool>());
+  }
 }
 
 // --- the loss against the seed's module --------------------------------------------

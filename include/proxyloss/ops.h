@@ -38,7 +38,7 @@ at::Tensor smooth_ap(const at::Tensor& scores, const at::Tensor& labels,
                      double temperature);
 
 // The q-quantile (q in [0, 1]) of `values` [M] (a 0-dim result) or of each
-// column of `values` [M, C] (a [C] result), float32/float64, M >= 1, by
+// column of `values` [M, C] (a [C] result), float32/float64 (M = 0: NaN), by
 // selection in O(M) per column, equal to torch::quantile with the same
 // interpolation ("linear", "lower", "higher", "nearest", "midpoint"); NaN for
 // a column holding a NaN. Not differentiable (a detached threshold).
@@ -68,7 +68,9 @@ enum RankingEvent : int64_t {
 // the ignore_index rows, subsampled to max_pool_size when larger (a quota of
 // max(1, cap / (2 * classes)) rows per observed class first, the rest
 // uniformly, torch's RNG), binary targets (C == 1) turned into op labels.
-// Returns (scores [M, C] in the compute dtype, labels [M], events [4]).
+// Returns (scores [M, C] in the compute dtype, labels [M], events [4]);
+// differentiable in the logits (a pool row's gradient reaches its live row;
+// the queue is detached), once.
 std::tuple<at::Tensor, at::Tensor, at::Tensor> ranking_pool(
     const at::Tensor& logits, const at::Tensor& targets,
     const optional<at::Tensor>& queue_logits, const optional<at::Tensor>& queue_targets,

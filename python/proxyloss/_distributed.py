@@ -1,4 +1,5 @@
 """Whether a loss gathers its batch across processes (``gather_distributed``)."""
+import torch.distributed as dist
 
 _CHOICES = (None, True, False)
 
@@ -18,8 +19,6 @@ def refuse_to_gather(name, gather_distributed):
     NotImplementedError instead of silently ranking one process's batch."""
     if gather_distributed is False:
         return
-    import torch.distributed as dist
-
     initialised = dist.is_available() and dist.is_initialized()
     if gather_distributed is True and not initialised:
         raise RuntimeError(f"{name}: gather_distributed=True needs an initialised "

@@ -2,14 +2,21 @@
 their input shapes, so that torch.compile (torch >= 2.4, which has
 ``torch.library.register_fake``) traces them into its graph instead of
 breaking it: the per-class Smooth-AP and soft-recall ops with their private
-halves, the selection quantile, FairLoss's halves and the in-place queue
-update. Each returns empty tensors of the shapes, dtypes and devices the real
-implementations return (see the op contracts in src/ops/*.h).
+halves, the selection quantile, FairLoss's halves, the value checks
+that the composite losses run (_checked_values), the in-place queue update, and the ranking pool's halves, whose row count depends on the
+targets' values (ignore_index rows are dropped): its fake kernel returns a
+pool of an unknown size (an unbacked SymInt), which the per-class ops' fakes
+carry through. Each returns empty tensors of the shapes, dtypes and devices
+the real implementations return (see the op contracts in src/ops/*.h).
 
-Not here: ``ranking_pool`` (how many rows it keeps depends on the targets'
-values), so the queued ranking losses still run eagerly behind a graph break
-(proxyloss/_compile.py)."""
+The losses built from these ops (smooth_ap_loss, recall_at_quantile_loss)
+are composite: a tracer follows them into these ops, so a queued ranking
+loss traces whole; the module's graph breaks only where it reads the
+events on the host (proxyloss/ranking.py)."""
 import torch
+
+# The dtype the ops compute in: float16 / bfloat16 logits are ranked in float32.
+_WIDENED = (torch.float16, torch.bfloat16)
 
 
 def register():
@@ -29,6 +36,20 @@ def register():
     @register_fake("proxyloss::_smooth_ap_backward")
     def _(grad_ap, scores, labels, rank_all, rank_pos, order, temperature):
         return torch.empty_like(scores)
+
+    @register_fake("proxyloss::_ranking_pool_forward")
+    def _(logits, targets, queue_logits, queue_targets, num_classes, ignore_index,
+          max_pool_size):
+        pool_rows = torch.library.get_ctx().new_dynamic_size()
+        dtype = torch.float32 if logits.dtype in _WIDENED else logits.dtype
+        return (logits.new_empty((pool_rows, logits.shape[1]), dtype=dtype),
+                logits.new_empty((pool_rows,), dtype=torch.long),
+                logits.new_empty((4,), dtype=torch.bool),
+                logits.new_empty((logits.shape[0],), dtype=torch.long))
+
+    @register_fake("proxyloss::_ranking_pool_backward")
+    def _(grad_scores, pool_position, num_classes):
+        return grad_scores.new_empty((pool_position.shape[0], num_classes))
 
     @register_fake("proxyloss::soft_recall")
     def _(scores, labels, thresholds, temperature):
@@ -52,6 +73,11 @@ def register():
     def _(grad_loss, logits, targets, weight, row_max, lse, beta_lse, smooth_max_beta,
           scaling_factor, ignore_index, label_smoothing):
         return torch.empty_like(logits)
+
+    @register_fake("proxyloss::_checked_values")
+    def _(values, bad, message, index_name):
+        # The check itself runs when the compiled graph runs.
+        return torch.empty_like(values)
 
     @register_fake("proxyloss::queue_push_")
     def _(queue_logits, queue_targets, queue_ptr, logits, targets):

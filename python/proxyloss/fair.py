@@ -15,7 +15,7 @@ import math
 
 from torch import nn
 
-from proxyloss._errors import naming
+from proxyloss._errors import call_naming
 from proxyloss._ops import ops
 
 _REDUCTIONS = ("mean", "sum", "none")
@@ -63,10 +63,9 @@ class FairLoss(nn.Module):
         float32); target: [N] integer class indices or ``ignore_index``.
         Returns a scalar for mean/sum, [N] for none (0 at ignored rows)."""
         ce = self.cross_entropy
-        with naming("FairLoss"):
-            return ops.fair_loss_reduced(output, target, ce.weight, self.smooth_max_beta,
-                                         self.scaling_factor, self.reduction,
-                                         ce.ignore_index, float(ce.label_smoothing))
+        return call_naming("FairLoss", ops.fair_loss_reduced, output, target, ce.weight,
+                           self.smooth_max_beta, self.scaling_factor, self.reduction,
+                           ce.ignore_index, float(ce.label_smoothing))
 
     def extra_repr(self):
         return (f"smooth_max_beta={self.smooth_max_beta}, "

@@ -13,9 +13,8 @@ import math
 import torch
 from torch import nn
 
-from proxyloss._compile import eager_under_compile
 from proxyloss._distributed import check_gather_option, refuse_to_gather
-from proxyloss._errors import naming
+from proxyloss._errors import call_naming
 from proxyloss._ops import ops
 
 
@@ -49,14 +48,12 @@ class SigmoidFocalLoss(nn.Module):
         self.reduction = reduction
         self.gather_distributed = gather_distributed
 
-    @eager_under_compile
     def forward(self, inputs, targets):
         """inputs: logits of any shape (floating); targets: the same shape,
         floating 0/1 (or soft labels in [0, 1]) or bool."""
         refuse_to_gather("SigmoidFocalLoss", self.gather_distributed)
-        with naming("SigmoidFocalLoss"):
-            return ops.sigmoid_focal_loss(inputs, targets, self.alpha, self.gamma,
-                                          self.reduction)
+        return call_naming("SigmoidFocalLoss", ops.sigmoid_focal_loss, inputs, targets,
+                           self.alpha, self.gamma, self.reduction)
 
     def extra_repr(self):
         return f"alpha={self.alpha}, gamma={self.gamma}, reduction={self.reduction!r}"
@@ -100,7 +97,6 @@ class SoftmaxFocalLoss(nn.Module):
         else:
             self.alpha = None
 
-    @eager_under_compile
     def forward(self, inputs, targets):
         refuse_to_gather("SoftmaxFocalLoss", self.gather_distributed)
         spatial = inputs.dim() > 2
@@ -113,10 +109,9 @@ class SoftmaxFocalLoss(nn.Module):
             row_targets = targets.reshape(-1)
         else:
             rows, row_targets = inputs, targets
-        with naming("SoftmaxFocalLoss"):
-            loss = ops.softmax_focal_loss(rows, row_targets, self.alpha, self.gamma,
-                                          self.reduction, self.label_smoothing,
-                                          self.ignore_index, self.background_class)
+        loss = call_naming("SoftmaxFocalLoss", ops.softmax_focal_loss, rows, row_targets,
+                           self.alpha, self.gamma, self.reduction, self.label_smoothing,
+                           self.ignore_index, self.background_class)
         if spatial and self.reduction == "none":
             loss = loss.reshape(targets.shape)
         return loss

@@ -1,30 +1,27 @@
 """Functional forms of the stateless losses (the queued ranking losses have
-no queue here: the pool is the batch), each one op call (run eagerly under
-torch.compile, as the modules, but for fair_loss, which traces: see
-proxyloss._compile)."""
+no queue here: the pool is the batch), each one op call; each traces under
+torch.compile (proxyloss/_fake_kernels.py)."""
 import torch
 
-from proxyloss._compile import eager_under_compile
 from proxyloss._ops import ops
 
 
-@eager_under_compile
 def smooth_ap_loss(logits, targets, temperature=0.01, reduction="mean", ignore_index=-100,
                    max_pool_size=None):
     """SmoothAPLoss over the batch alone (no queue); see proxyloss.SmoothAPLoss."""
-    return ops.smooth_ap_loss(logits, targets, None, None, logits.shape[-1],
-                              float(temperature), reduction, ignore_index, max_pool_size)[0]
+    return ops._smooth_ap_loss_with_pool(logits, targets, None, None, logits.shape[-1],
+                                         float(temperature), reduction, ignore_index,
+                                         max_pool_size)[0]
 
 
-@eager_under_compile
 def recall_at_quantile_loss(logits, targets, quantile=0.005, temperature=0.01,
                             reduction="mean", ignore_index=-100,
                             quantile_interpolation="higher", max_pool_size=None):
     """RecallAtQuantileLoss over the batch alone (no queue)."""
-    return ops.recall_at_quantile_loss(logits, targets, None, None, logits.shape[-1],
-                                       float(quantile), quantile_interpolation,
-                                       float(temperature), reduction, ignore_index,
-                                       max_pool_size)[0]
+    return ops._recall_at_quantile_loss_with_pool(logits, targets, None, None,
+                                                  logits.shape[-1], float(quantile),
+                                                  quantile_interpolation, float(temperature),
+                                                  reduction, ignore_index, max_pool_size)[0]
 
 
 def fair_loss(logits, targets, weight=None, smooth_max_beta=1000.0, scaling_factor=1000.0,
@@ -35,13 +32,11 @@ def fair_loss(logits, targets, weight=None, smooth_max_beta=1000.0, scaling_fact
                                  float(label_smoothing))
 
 
-@eager_under_compile
 def sigmoid_focal_loss(inputs, targets, alpha=0.25, gamma=2.0, reduction="mean"):
     """SigmoidFocalLoss; see proxyloss.SigmoidFocalLoss."""
     return ops.sigmoid_focal_loss(inputs, targets, float(alpha), float(gamma), reduction)
 
 
-@eager_under_compile
 def softmax_focal_loss(inputs, targets, alpha=None, gamma=2.0, reduction="mean",
                        label_smoothing=0.0, ignore_index=-100, background_class=0):
     """SoftmaxFocalLoss for inputs [N, C]; see proxyloss.SoftmaxFocalLoss.

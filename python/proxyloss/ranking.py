@@ -3,9 +3,12 @@
 Thin ``torch.nn.Module`` s with the seed's (proxy-losses 0.1.3) signatures and
 buffer names (``_q_logits``, ``_q_targets``, ``_q_ptr``, so a seed
 ``state_dict`` loads as it is). The loss, its gradient and the threshold are
-computed by ``torch.ops.proxyloss.smooth_ap_loss`` /
-``recall_at_quantile_loss``; the batch enters the queue through
-``torch.ops.proxyloss.queue_push_``. Nothing is computed here.
+computed by ``torch.ops.proxyloss._smooth_ap_loss_with_pool`` /
+``_recall_at_quantile_loss_with_pool`` (``smooth_ap_loss`` /
+``recall_at_quantile_loss`` with the pool's labels as a fifth result, which
+torch.compile needs: src/ops/composite/ranking_losses.cpp); the batch enters
+the queue through ``torch.ops.proxyloss.queue_push_``. Nothing is computed
+here.
 """
 import math
 import operator
@@ -14,9 +17,8 @@ import warnings
 import torch
 from torch import nn
 
-from proxyloss._compile import eager_under_compile
 from proxyloss._distributed import check_gather_option, refuse_to_gather
-from proxyloss._errors import naming
+from proxyloss._errors import call_naming
 from proxyloss._ops import EMPTY_POOL, NON_FINITE_LOGITS, SUBSAMPLED, UNEXPECTED_BINARY_LABELS, ops
 
 _REDUCTIONS = ("mean", "sum", "none")
@@ -75,7 +77,8 @@ class _QueuedRankingLoss(nn.Module):
             self._q_targets.fill_(self.ignore_index)
             self._q_ptr.zero_()
 
-    def _call_op(self, logits, targets, queue_logits, queue_targets):
+    def _op_and_options(self):
+        """The op (an OpOverload) and its arguments after the four tensors."""
         raise NotImplementedError
 
     def _warn_once(self, kind, message):
@@ -84,26 +87,40 @@ class _QueuedRankingLoss(nn.Module):
             warnings.warn(f"{type(self).__name__}: {message} (This warning is shown once "
                           "per instance.)", stacklevel=3)
 
-    @eager_under_compile
     def forward(self, logits, targets, return_per_class=False):
         """logits [N, C], targets [N] or [N, 1] integer class ids (0/1 in binary
         mode, ``ignore_index`` for padding). Returns the loss (a scalar for
         mean/sum, [C] for none), or ``(loss, per_class, valid)`` with
         ``return_per_class=True``."""
+        # Kept lean: at small pools the Python here is part of the step time
+        # (bench/python). The op checks the inputs and the temperature.
         name = type(self).__name__
-        _check_temperature(name, self.temperature)
-        refuse_to_gather(name, self.gather_distributed)
+        if self.gather_distributed is not False:
+            refuse_to_gather(name, self.gather_distributed)
         has_queue = self.queue_size > 0
-        if has_queue and self._q_logits.device != logits.device:
-            self._q_logits = self._q_logits.to(logits.device)
-            self._q_targets = self._q_targets.to(logits.device)
-            self._q_ptr = self._q_ptr.to(logits.device)
-        queue_logits = self._q_logits if has_queue else None
-        queue_targets = self._q_targets if has_queue else None
-        with naming(name):
-            loss, per_class, valid, events = self._call_op(logits, targets, queue_logits,
-                                                          queue_targets)
+        if has_queue:
+            if self._q_logits.device != logits.device:
+                self._q_logits = self._q_logits.to(logits.device)
+                self._q_targets = self._q_targets.to(logits.device)
+                self._q_ptr = self._q_ptr.to(logits.device)
+            queue_logits, queue_targets = self._q_logits, self._q_targets
+        else:
+            queue_logits = queue_targets = None
+        op, options = self._op_and_options()
+        loss, per_class, valid, events, _ = call_naming(name, op, logits, targets,
+                                                        queue_logits, queue_targets,
+                                                        *options)
         happened = events.tolist()
+        if True in happened:
+            self._warn_about(happened)
+        if (has_queue and (self.training or self.update_queue_in_eval)
+                and not happened[NON_FINITE_LOGITS] and not happened[EMPTY_POOL]):
+            ops.queue_push_(self._q_logits, self._q_targets, self._q_ptr, logits, targets)
+        if return_per_class:
+            return loss, per_class, valid
+        return loss
+
+    def _warn_about(self, happened):
         if happened[NON_FINITE_LOGITS]:
             self._warn_once("nonfinite", "non-finite logits (NaN or inf) in the ranking "
                             "pool; the affected classes are NaN and the batch is not "
@@ -115,12 +132,6 @@ class _QueuedRankingLoss(nn.Module):
         if happened[UNEXPECTED_BINARY_LABELS]:
             self._warn_once("binary", "binary mode (num_classes=1) expects targets in "
                             "{0, 1}; non-zero values are treated as positive.")
-        update = self.training or self.update_queue_in_eval
-        if has_queue and update and not happened[NON_FINITE_LOGITS] and not happened[EMPTY_POOL]:
-            ops.queue_push_(self._q_logits, self._q_targets, self._q_ptr, logits, targets)
-        if return_per_class:
-            return loss, per_class, valid
-        return loss
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict,
                               missing_keys, unexpected_keys, error_msgs):
@@ -190,10 +201,10 @@ class SmoothAPLoss(_QueuedRankingLoss):
         super().__init__(num_classes, queue_size, temperature, reduction, ignore_index,
                          update_queue_in_eval, gather_distributed, max_pool_size)
 
-    def _call_op(self, logits, targets, queue_logits, queue_targets):
-        return ops.smooth_ap_loss(logits, targets, queue_logits, queue_targets,
-                                  self.num_classes, self.temperature, self.reduction,
-                                  self.ignore_index, self.max_pool_size)
+    def _op_and_options(self):
+        return ops._smooth_ap_loss_with_pool.default, (
+            self.num_classes, self.temperature, self.reduction, self.ignore_index,
+            self.max_pool_size)
 
 
 class RecallAtQuantileLoss(_QueuedRankingLoss):
@@ -220,9 +231,7 @@ class RecallAtQuantileLoss(_QueuedRankingLoss):
         self.quantile = float(quantile)
         self.quantile_interpolation = quantile_interpolation
 
-    def _call_op(self, logits, targets, queue_logits, queue_targets):
-        return ops.recall_at_quantile_loss(logits, targets, queue_logits, queue_targets,
-                                           self.num_classes, self.quantile,
-                                           self.quantile_interpolation, self.temperature,
-                                           self.reduction, self.ignore_index,
-                                           self.max_pool_size)
+    def _op_and_options(self):
+        return ops._recall_at_quantile_loss_with_pool.default, (
+            self.num_classes, self.quantile, self.quantile_interpolation, self.temperature,
+            self.reduction, self.ignore_index, self.max_pool_size)

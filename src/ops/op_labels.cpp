@@ -11,7 +11,11 @@ at::Tensor sentinel_labels(const at::Tensor& labels, int64_t num_classes) {
 at::Tensor positives_per_class(const at::Tensor& labels, int64_t num_classes) {
   // Clamped to [-1, C] and shifted by one, the negatives (below 0 or at
   // least C) fall in the two outer bins.
-  return at::bincount(labels.clamp(-1, num_classes) + 1, /*weights=*/{}, num_classes + 2)
+  // (Counted by index_add into a fixed-size table, not bincount, whose
+  // output size depends on the labels' values for a tracer.)
+  const auto bins = labels.clamp(-1, num_classes) + 1;
+  return at::zeros({num_classes + 2}, bins.options())
+      .index_add_(0, bins, at::ones_like(bins))
       .narrow(0, 1, num_classes);
 }
 

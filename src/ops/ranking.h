@@ -1,12 +1,18 @@
-// The ranking pipeline behind the queued ranking losses, as ops (composite:
-// built from other ops, so autograd and every device come with them):
+// The ranking pipeline behind the queued ranking losses, as ops:
 //
 //   proxyloss::ranking_pool      live rows + queue -> the pool a loss ranks
+//                                (an autograd Function over the private
+//                                halves _ranking_pool_forward / _backward)
 //   proxyloss::smooth_ap_loss    pool -> smooth_ap per class -> reduction
 //   proxyloss::recall_at_quantile_loss
 //                                pool -> selection_quantile (detached) ->
 //                                soft_recall per class -> reduction
 //   proxyloss::queue_push_       the live batch into the queue buffers
+//
+// The two losses are composite (built from the other ops); ranking_pool is
+// opaque, so that torch.compile traces a loss as ops with fake kernels: the
+// pool's row count is the one data-dependent size, which only ranking_pool's
+// fake kernel needs to know is unknown.
 //
 // See include/proxyloss/ops.h for each op's contract. Seams for what comes
 // next: per-row weights and masks (sample_weight, iid_mask) join the pool as
@@ -26,14 +32,40 @@
 namespace proxyloss {
 namespace ops_impl {
 
-// (scores [M, C] in the compute dtype, labels [M] int64, events [4] bool).
-std::tuple<at::Tensor, at::Tensor, at::Tensor> ranking_pool(
-    const at::Tensor& logits, const at::Tensor& targets,
-    const optional<at::Tensor>& queue_logits, const optional<at::Tensor>& queue_targets,
-    int64_t num_classes, int64_t ignore_index, optional<int64_t> max_pool_size);
+// (scores [M, C] in the compute dtype, labels [M] int64, events [4] bool,
+//  pool_position [N] int64: each live row's pool row, -1 if not in the pool).
+using RankingPoolForward = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor>;
+
+RankingPoolForward ranking_pool_forward(const at::Tensor& logits,
+                                        const at::Tensor& targets,
+                                        const optional<at::Tensor>& queue_logits,
+                                        const optional<at::Tensor>& queue_targets,
+                                        int64_t num_classes, int64_t ignore_index,
+                                        optional<int64_t> max_pool_size);
+
+// grad_logits [N, C] (grad_scores' dtype): grad_scores[pool_position[n]], 0
+// where pool_position[n] == -1.
+at::Tensor ranking_pool_backward(const at::Tensor& grad_scores,
+                                 const at::Tensor& pool_position, int64_t num_classes);
 
 // (loss, per_class [C], valid [C] bool, events [4] bool).
 using RankingLossResult = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor>;
+// The same and the pool's labels [M] (see composite/ranking_losses.cpp).
+using RankingLossWithPool =
+    std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor>;
+
+RankingLossWithPool smooth_ap_loss_with_pool(
+    const at::Tensor& logits, const at::Tensor& targets,
+    const optional<at::Tensor>& queue_logits, const optional<at::Tensor>& queue_targets,
+    int64_t num_classes, double temperature, c10::string_view reduction,
+    int64_t ignore_index, optional<int64_t> max_pool_size);
+
+RankingLossWithPool recall_at_quantile_loss_with_pool(
+    const at::Tensor& logits, const at::Tensor& targets,
+    const optional<at::Tensor>& queue_logits, const optional<at::Tensor>& queue_targets,
+    int64_t num_classes, double quantile, c10::string_view interpolation,
+    double temperature, c10::string_view reduction, int64_t ignore_index,
+    optional<int64_t> max_pool_size);
 
 RankingLossResult smooth_ap_loss(const at::Tensor& logits, const at::Tensor& targets,
                                  const optional<at::Tensor>& queue_logits,

@@ -35,6 +35,13 @@ TORCH_LIBRARY(proxyloss, m) {
       " Tensor? queue_targets, int num_classes, int ignore_index, int? max_pool_size)"
       " -> (Tensor scores, Tensor labels, Tensor events)");
   m.def(
+      "_ranking_pool_forward(Tensor logits, Tensor targets, Tensor? queue_logits,"
+      " Tensor? queue_targets, int num_classes, int ignore_index, int? max_pool_size)"
+      " -> (Tensor scores, Tensor labels, Tensor events, Tensor pool_position)");
+  m.def(
+      "_ranking_pool_backward(Tensor grad_scores, Tensor pool_position, int num_classes)"
+      " -> Tensor");
+  m.def(
       "smooth_ap_loss(Tensor logits, Tensor targets, Tensor? queue_logits,"
       " Tensor? queue_targets, int num_classes, float temperature, str reduction,"
       " int ignore_index, int? max_pool_size)"
@@ -44,6 +51,21 @@ TORCH_LIBRARY(proxyloss, m) {
       " Tensor? queue_targets, int num_classes, float quantile, str interpolation,"
       " float temperature, str reduction, int ignore_index, int? max_pool_size)"
       " -> (Tensor loss, Tensor per_class, Tensor valid, Tensor events)");
+  // The same with the pool's labels [M] as a fifth result (for torch.compile:
+  // composite/ranking_losses.cpp).
+  m.def(
+      "_smooth_ap_loss_with_pool(Tensor logits, Tensor targets, Tensor? queue_logits,"
+      " Tensor? queue_targets, int num_classes, float temperature, str reduction,"
+      " int ignore_index, int? max_pool_size)"
+      " -> (Tensor loss, Tensor per_class, Tensor valid, Tensor events,"
+      " Tensor pool_labels)");
+  m.def(
+      "_recall_at_quantile_loss_with_pool(Tensor logits, Tensor targets,"
+      " Tensor? queue_logits, Tensor? queue_targets, int num_classes, float quantile,"
+      " str interpolation, float temperature, str reduction, int ignore_index,"
+      " int? max_pool_size)"
+      " -> (Tensor loss, Tensor per_class, Tensor valid, Tensor events,"
+      " Tensor pool_labels)");
   m.def(
       "queue_push_(Tensor(a!) queue_logits, Tensor(b!) queue_targets,"
       " Tensor(c!) queue_ptr, Tensor logits, Tensor targets) -> ()");
@@ -66,6 +88,11 @@ TORCH_LIBRARY(proxyloss, m) {
       "fair_loss_reduced(Tensor logits, Tensor targets, Tensor? weight,"
       " float smooth_max_beta, float scaling_factor, str reduction, int ignore_index,"
       " float label_smoothing) -> Tensor");
+
+  // --- input checks a tracer keeps (generic/checked_values.cpp) ----------------------
+  m.def(
+      "_checked_values(Tensor values, Tensor bad, str message, str index_name)"
+      " -> Tensor");
 
   // --- focal losses (built from ATen ops) -------------------------------------------
   m.def(

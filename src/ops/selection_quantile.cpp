@@ -3,6 +3,8 @@
 
 #include <c10/util/Exception.h>
 
+#include <limits>
+
 namespace proxyloss {
 namespace ops_impl {
 
@@ -52,13 +54,19 @@ bool quantile_ranks_in_double() {
 
 void check_selection_quantile_inputs(const at::Tensor& values, double q) {
   constexpr const char* kOp = "proxyloss::selection_quantile";
-  TORCH_CHECK_VALUE((values.dim() == 1 || values.dim() == 2) && values.size(0) > 0, kOp,
-                    ": values must be [M] or [M, C] with M >= 1 (non-empty), got shape ",
-                    values.sizes());
+  TORCH_CHECK_VALUE(values.dim() == 1 || values.dim() == 2, kOp,
+                    ": values must be [M] or [M, C], got shape ", values.sizes());
   TORCH_CHECK_VALUE(
       values.scalar_type() == at::kFloat || values.scalar_type() == at::kDouble, kOp,
       ": values must be float32 or float64, got ", values.scalar_type());
   TORCH_CHECK_VALUE(q >= 0 && q <= 1, kOp, ": q must be in [0, 1], got ", q);
+}
+
+at::Tensor quantile_of_nothing(const at::Tensor& values) {
+  return values.dim() == 1
+             ? at::full({}, std::numeric_limits<double>::quiet_NaN(), values.options())
+             : at::full({values.size(1)}, std::numeric_limits<double>::quiet_NaN(),
+                        values.options());
 }
 
 } // namespace ops_impl

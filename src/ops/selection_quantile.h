@@ -3,11 +3,11 @@
 // modes, with no size limit.
 //
 // Op contract (every implementation): values [M] or [M, C] float32/float64,
-// M >= 1, q in [0, 1]. Per column, as torch::quantile computes it: the
-// position r = q (M - 1) (in the values' dtype, or in float64 on LibTorch
-// releases that compute ranks there: quantile_ranks_in_double); lower /
-// higher / nearest take
-// the value at floor / ceil / round-half-even of r; linear lerps between
+// q in [0, 1]; M = 0 gives NaN per column (torch::quantile raises instead:
+// the empty pool of a ranking loss needs no branch). Per column, as torch::quantile
+// computes it: the position r = q (M - 1) (in the values' dtype, or in float64 on
+// LibTorch releases that compute ranks there: quantile_ranks_in_double); lower / higher /
+// nearest take the value at floor / ceil / round-half-even of r; linear lerps between
 // floor and ceil with weight r - floor(r), midpoint with weight 1/2 (torch's
 // lerp formula). NaN for a column holding a NaN. Returns a 0-dim tensor for
 // [M], [C] for [M, C], in the values' dtype; never differentiable.
@@ -96,6 +96,9 @@ T torch_lerp(T start, T end, T weight) {
 }
 
 // Checks the op contract above (the ops' shared argument checks).
+// The result for M = 0: NaN, a 0-dim tensor for [0], [C] for [0, C].
+at::Tensor quantile_of_nothing(const at::Tensor& values);
+
 void check_selection_quantile_inputs(const at::Tensor& values, double q);
 
 at::Tensor selection_quantile_cpu(const at::Tensor& values, double q,

@@ -117,3 +117,39 @@ def test_double_backward_raises_a_clear_error():
     (grad,) = torch.autograd.grad(ap, scores, create_graph=True)
     with pytest.raises(RuntimeError, match="differentiable once"):
         grad.sum().backward()
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float16])
+@pytest.mark.parametrize("max_pool_size", [None, 30])
+def test_ranking_pool_passes_each_pool_row_gradient_to_its_live_row(dtype, max_pool_size):
+    """The pool's gradient reaches the live logits through each live row's
+    pool position (a gather), zero for rows not in the pool (ignore_index,
+    or not drawn by the subsample), nothing for the detached queue; in the
+    logits' dtype. Oracle: the gradient of a weighted sum of the pool's scores,
+    sum_p w[p] * scores[p, c], is w at each live row's pool row."""
+    torch.manual_seed(6)
+    logits = torch.randn(40, 3, dtype=dtype, requires_grad=True)
+    targets = torch.randint(0, 3, (40,))
+    targets[::4] = -100
+    q_logits, q_targets = torch.randn(12, 3), torch.randint(0, 3, (12,))
+    torch.manual_seed(7)
+    scores, labels, events = ops.ranking_pool(logits, targets, q_logits, q_targets, 3, -100,
+                                              max_pool_size)
+    assert scores.dtype == (torch.float32 if dtype == torch.float16 else dtype)
+    weights = torch.randn(scores.shape, dtype=scores.dtype)
+    (scores * weights).sum().backward()
+    # Each live row's pool row, found by its (unique) values.
+    want = torch.zeros(40, 3, dtype=scores.dtype)
+    for n in range(40):
+        match = (scores.detach() == logits.detach()[n].to(scores.dtype)).all(1).nonzero()
+        if targets[n] != -100 and len(match):
+            want[n] = weights[match[0, 0]]
+    assert logits.grad.dtype == dtype
+    torch.testing.assert_close(logits.grad, want.to(dtype), rtol=0, atol=0)
+    assert bool(events[2]) == (max_pool_size is not None)
+    if dtype == torch.float64:
+        def pooled(x):
+            torch.manual_seed(7)  # the same subsample at every evaluation
+            return ops.ranking_pool(x, targets, q_logits, q_targets, 3, -100,
+                                    max_pool_size)[0]
+        assert torch.autograd.gradcheck(pooled, (logits.detach().requires_grad_(),))

@@ -1,9 +1,12 @@
 // proxyloss::sigmoid_focal_loss and proxyloss::softmax_focal_loss: the focal
 // losses whole (checks, compute dtype, per-element loss, reduction), built
 // from ATen ops (CompositeImplicitAutograd: any device, autograd from ATen).
-// The math and its numerics are documented in proxyloss/focal_loss.h.
+// The math and its numerics are documented in proxyloss/focal_loss.h. No
+// host read of a value here: value checks go through _checked_values, so
+// that torch.compile traces these losses whole.
 #include "common/input_checks.h"
 #include "common/reduction.h"
+#include "ops/checked_values.h"
 #include "ops/module_losses.h"
 
 #include <c10/util/Exception.h>
@@ -47,8 +50,12 @@ void check_sigmoid_focal_options(const std::string& who, double alpha, double ga
   check_gamma(who, gamma);
 }
 
-void check_softmax_focal_options(const std::string& who, const at::Tensor& alpha,
-                                 double gamma, double label_smoothing) {
+namespace {
+
+// The options but alpha's values: gamma, label_smoothing, alpha's shape and
+// dtype.
+void check_softmax_focal_option_kinds(const std::string& who, const at::Tensor& alpha,
+                                      double gamma, double label_smoothing) {
   check_gamma(who, gamma);
   TORCH_CHECK_VALUE(label_smoothing >= 0 && label_smoothing <= 1, who,
                     ": label_smoothing must be in [0, 1], got ", label_smoothing);
@@ -58,11 +65,23 @@ void check_softmax_focal_options(const std::string& who, const at::Tensor& alpha
                       alpha.sizes());
     TORCH_CHECK_VALUE(at::isFloatingType(alpha.scalar_type()), who,
                       ": alpha must be floating point, got ", alpha.scalar_type());
-    const auto bad =
-        at::isfinite(alpha.detach()).logical_and(alpha.detach().ge(0)).logical_not();
-    TORCH_CHECK_VALUE(!bad.any().item<bool>(), who,
-                      ": alpha must be finite and >= 0, got ",
-                      common::first_values(alpha.masked_select(bad)));
+  }
+}
+
+// alpha (detached), checked to be finite and >= 0.
+at::Tensor checked_alpha(const std::string& who, const at::Tensor& alpha) {
+  const auto values = alpha.detach();
+  const auto bad = at::isfinite(values).logical_and(values.ge(0)).logical_not();
+  return checked_values(values, bad, who + ": alpha must be finite and >= 0", "classes");
+}
+
+} // namespace
+
+void check_softmax_focal_options(const std::string& who, const at::Tensor& alpha,
+                                 double gamma, double label_smoothing) {
+  check_softmax_focal_option_kinds(who, alpha, gamma, label_smoothing);
+  if (alpha.defined()) {
+    checked_alpha(who, alpha);
   }
 }
 
@@ -88,10 +107,10 @@ at::Tensor sigmoid_focal_loss(const at::Tensor& logits, const at::Tensor& target
 
   const auto dtype = common::compute_dtype(logits.scalar_type());
   const auto x = logits.to(dtype);
-  const auto t = targets.detach().to(dtype);
-  const auto outside = t.ge(0).logical_and(t.le(1)).logical_not(); // NaN included
-  TORCH_CHECK_VALUE(!outside.any().item<bool>(), who, ": targets must be in [0, 1], got ",
-                    common::first_values(t.masked_select(outside)));
+  const auto t_given = targets.detach().to(dtype);
+  const auto outside = t_given.ge(0).logical_and(t_given.le(1)).logical_not(); // NaN too
+  const auto t =
+      checked_values(t_given, outside, who + ": targets must be in [0, 1]", "");
 
   const auto log_p = at::log_sigmoid(x);          // log p
   const auto log_not_p = at::log_sigmoid(-x);     // log(1 - p)
@@ -114,8 +133,8 @@ at::Tensor softmax_focal_loss(const at::Tensor& logits, const at::Tensor& target
                               c10::string_view reduction_name, double label_smoothing,
                               int64_t ignore_index, int64_t background_class) {
   const std::string who = "proxyloss::softmax_focal_loss";
-  const at::Tensor alpha = alpha_arg.has_value() ? *alpha_arg : at::Tensor();
-  check_softmax_focal_options(who, alpha, gamma, label_smoothing);
+  const at::Tensor alpha_given = alpha_arg.has_value() ? *alpha_arg : at::Tensor();
+  check_softmax_focal_option_kinds(who, alpha_given, gamma, label_smoothing);
   const auto reduction = parse_focal_reduction(who, reduction_name);
   common::check_defined(who, logits, "logits");
   common::check_defined(who, targets, "targets");
@@ -123,15 +142,21 @@ at::Tensor softmax_focal_loss(const at::Tensor& logits, const at::Tensor& target
                     ": logits must have shape [N, C] with C >= 1, got ", logits.sizes());
   common::check_floating_logits(who, logits);
   const int64_t C = logits.size(1);
-  const auto y = common::checked_class_targets(who, logits, targets,
-                                               /*allow_column=*/false,
-                                               /*allow_bool=*/false);
-  TORCH_CHECK_VALUE(!alpha.defined() || alpha.size(0) == C, who,
+  const auto y_given = common::checked_class_targets(who, logits, targets,
+                                                     /*allow_column=*/false,
+                                                     /*allow_bool=*/false);
+  TORCH_CHECK_VALUE(!alpha_given.defined() || alpha_given.size(0) == C, who,
                     ": alpha must have one entry per class, C = ", C,
                     " (the columns of logits), got ",
-                    alpha.defined() ? alpha.size(0) : 0);
-
-  common::check_target_range(who, y, C, ignore_index);
+                    alpha_given.defined() ? alpha_given.size(0) : 0);
+  const auto alpha =
+      alpha_given.defined() ? checked_alpha(who, alpha_given) : at::Tensor();
+  const auto out_of_range =
+      y_given.ne(ignore_index).logical_and(y_given.lt(0).logical_or(y_given.ge(C)));
+  const auto y = checked_values(y_given, out_of_range,
+                                who + ": targets must be in [0, " + std::to_string(C) +
+                                    ") or ignore_index=" + std::to_string(ignore_index),
+                                "rows");
   const auto valid = y.ne(ignore_index);
 
   const auto dtype = common::compute_dtype(logits.scalar_type());
@@ -156,7 +181,7 @@ at::Tensor softmax_focal_loss(const at::Tensor& logits, const at::Tensor& target
     loss = loss * at::exp(gamma * log_q);
   }
   if (alpha.defined()) {
-    loss = loss * alpha.detach().to(x.device(), dtype).index_select(0, safe_y.squeeze(1));
+    loss = loss * alpha.to(x.device(), dtype).index_select(0, safe_y.squeeze(1));
   }
   loss = at::where(valid, loss, at::zeros_like(loss));
 

@@ -11,8 +11,15 @@
 //                      loss_c = 1 - soft_recall(scores, labels, theta, tau)[c],
 //                      valid where the class has a positive.
 // per_class = loss where valid, NaN elsewhere (the logits' dtype); loss = the
-// reduction over the valid classes (none: per_class; an empty pool or no
-// valid class: a zero that keeps a graph to the logits).
+// reduction over the valid classes (none: per_class, zeros for an empty
+// pool; no valid class: a zero that keeps a graph to the logits).
+//
+// WithPool: the private ops _smooth_ap_loss_with_pool and
+// _recall_at_quantile_loss_with_pool return the pool's labels [M] as a fifth
+// result. The pool's row count M is data-dependent (an unbacked SymInt when
+// torch.compile traces with capture_dynamic_output_shape_ops); TorchDynamo
+// requires such a size to appear in an op's outputs, so the Python modules
+// call these. Same results otherwise.
 #include "common/ranking_options.h"
 #include "common/reduction.h"
 #include "ops/op_labels.h"
@@ -30,38 +37,28 @@ namespace proxyloss {
 namespace ops_impl {
 namespace {
 
-// A scalar zero that still has a graph to `logits` (gradient 0), and stays 0
-// even when the logits hold NaN.
-at::Tensor zero_with_graph(const at::Tensor& logits) {
-  return logits.narrow(0, 0, 0).sum();
-}
-
-// The result for an empty pool: zero loss with a graph, every class invalid.
-RankingLossResult empty_pool_result(const at::Tensor& logits, int64_t num_classes,
-                                    Reduction reduction, const at::Tensor& events) {
-  auto zero = zero_with_graph(logits);
-  auto loss = reduction == Reduction::None ? zero.expand({num_classes}).clone() : zero;
-  auto per_class =
-      at::full({num_classes}, std::numeric_limits<double>::quiet_NaN(), logits.options());
-  auto valid = at::zeros({num_classes}, logits.options().dtype(at::kBool));
-  return {loss, per_class, valid, events};
-}
-
 // Per-class losses (any value where invalid) -> (loss, per_class, valid).
+// Written without a host read or a branch on the pool's size, so that a
+// tracer (torch.compile) follows it with the pool's row count unknown: an
+// empty pool needs no branch (every class is invalid there), only "none"
+// reads the event to return zeros for it, as the seed does.
 RankingLossResult reduce_classes(const at::Tensor& logits, const at::Tensor& class_loss,
                                  const at::Tensor& valid, Reduction reduction,
                                  const at::Tensor& events) {
   const auto typed = class_loss.to(logits.scalar_type());
-  const auto per_class =
-      at::where(valid, typed,
-                at::full({}, std::numeric_limits<double>::quiet_NaN(), typed.options()));
+  const auto nan =
+      at::full({}, std::numeric_limits<double>::quiet_NaN(), typed.options());
+  const auto zero = at::zeros({}, typed.options());
+  const auto per_class = at::where(valid, typed, nan);
   if (reduction == Reduction::None) {
-    return {per_class, per_class, valid, events};
+    // An empty pool: zeros with a graph to the logits (through where).
+    const auto loss = at::where(events[ops::kEmptyPool], zero, per_class);
+    return {loss, per_class, valid, events};
   }
   // The valid classes' losses (invalid ones masked by where, so their NaN
   // reaches neither the value nor the gradient); with none valid, a zero
   // that still has a graph to the logits (through where).
-  const auto kept = at::where(valid, typed, at::zeros({}, typed.options()));
+  const auto kept = at::where(valid, typed, zero);
   const auto count = valid.sum().clamp_min(1).to(typed.scalar_type());
   auto loss = common::reduce(kept, reduction, count);
   return {loss, per_class, valid, events};
@@ -69,36 +66,39 @@ RankingLossResult reduce_classes(const at::Tensor& logits, const at::Tensor& cla
 
 // The pipeline both losses share: the pool, then `per_class(scores,
 // labels)` -> (per-class loss, valid), then the reduction.
+// Returns the pool's labels after the four results (see WithPool below).
 template <typename PerClass>
-RankingLossResult ranking_loss(const at::Tensor& logits, const at::Tensor& targets,
-                               const optional<at::Tensor>& queue_logits,
-                               const optional<at::Tensor>& queue_targets,
-                               int64_t num_classes, int64_t ignore_index,
-                               optional<int64_t> max_pool_size, Reduction reduction,
-                               PerClass&& per_class) {
+RankingLossWithPool ranking_loss(const at::Tensor& logits, const at::Tensor& targets,
+                                 const optional<at::Tensor>& queue_logits,
+                                 const optional<at::Tensor>& queue_targets,
+                                 int64_t num_classes, int64_t ignore_index,
+                                 optional<int64_t> max_pool_size, Reduction reduction,
+                                 PerClass&& per_class) {
   at::Tensor scores;
   at::Tensor labels;
   at::Tensor events;
   std::tie(scores, labels, events) =
       ops::ranking_pool(logits, targets, queue_logits, queue_targets, num_classes,
                         ignore_index, max_pool_size);
-  if (scores.size(0) == 0) {
-    return empty_pool_result(logits, num_classes, reduction, events);
-  }
   at::Tensor class_loss;
   at::Tensor valid;
   std::tie(class_loss, valid) = per_class(scores, labels);
-  return reduce_classes(logits, class_loss, valid, reduction, events);
+  const auto result = reduce_classes(logits, class_loss, valid, reduction, events);
+  return std::tuple_cat(result, std::make_tuple(labels));
+}
+
+RankingLossResult without_pool(const RankingLossWithPool& result) {
+  return {std::get<0>(result), std::get<1>(result), std::get<2>(result),
+          std::get<3>(result)};
 }
 
 } // namespace
 
-RankingLossResult smooth_ap_loss(const at::Tensor& logits, const at::Tensor& targets,
-                                 const optional<at::Tensor>& queue_logits,
-                                 const optional<at::Tensor>& queue_targets,
-                                 int64_t num_classes, double temperature,
-                                 c10::string_view reduction_name, int64_t ignore_index,
-                                 optional<int64_t> max_pool_size) {
+RankingLossWithPool smooth_ap_loss_with_pool(
+    const at::Tensor& logits, const at::Tensor& targets,
+    const optional<at::Tensor>& queue_logits, const optional<at::Tensor>& queue_targets,
+    int64_t num_classes, double temperature, c10::string_view reduction_name,
+    int64_t ignore_index, optional<int64_t> max_pool_size) {
   constexpr const char* kOp = "proxyloss::smooth_ap_loss";
   common::check_ranking_options(kOp, num_classes, temperature, ignore_index,
                                 max_pool_size);
@@ -108,12 +108,13 @@ RankingLossResult smooth_ap_loss(const at::Tensor& logits, const at::Tensor& tar
       max_pool_size, reduction, [&](const at::Tensor& scores, const at::Tensor& labels) {
         const auto ap = ops::smooth_ap(scores, labels, temperature);
         const auto positives = positives_per_class(labels, num_classes);
-        const auto valid = positives.gt(0).logical_and(positives.lt(scores.size(0)));
+        const auto pool_rows = at::ones_like(labels).sum();
+        const auto valid = positives.gt(0).logical_and(positives.lt(pool_rows));
         return std::make_tuple(1 - ap, valid);
       });
 }
 
-RankingLossResult recall_at_quantile_loss(
+RankingLossWithPool recall_at_quantile_loss_with_pool(
     const at::Tensor& logits, const at::Tensor& targets,
     const optional<at::Tensor>& queue_logits, const optional<at::Tensor>& queue_targets,
     int64_t num_classes, double quantile, c10::string_view interpolation,
@@ -141,10 +142,35 @@ RankingLossResult recall_at_quantile_loss(
       });
 }
 
+RankingLossResult smooth_ap_loss(const at::Tensor& logits, const at::Tensor& targets,
+                                 const optional<at::Tensor>& queue_logits,
+                                 const optional<at::Tensor>& queue_targets,
+                                 int64_t num_classes, double temperature,
+                                 c10::string_view reduction, int64_t ignore_index,
+                                 optional<int64_t> max_pool_size) {
+  return without_pool(smooth_ap_loss_with_pool(logits, targets, queue_logits,
+                                               queue_targets, num_classes, temperature,
+                                               reduction, ignore_index, max_pool_size));
+}
+
+RankingLossResult recall_at_quantile_loss(
+    const at::Tensor& logits, const at::Tensor& targets,
+    const optional<at::Tensor>& queue_logits, const optional<at::Tensor>& queue_targets,
+    int64_t num_classes, double quantile, c10::string_view interpolation,
+    double temperature, c10::string_view reduction, int64_t ignore_index,
+    optional<int64_t> max_pool_size) {
+  return without_pool(recall_at_quantile_loss_with_pool(
+      logits, targets, queue_logits, queue_targets, num_classes, quantile, interpolation,
+      temperature, reduction, ignore_index, max_pool_size));
+}
+
 } // namespace ops_impl
 } // namespace proxyloss
 
 TORCH_LIBRARY_IMPL(proxyloss, CompositeImplicitAutograd, m) {
   m.impl("smooth_ap_loss", &proxyloss::ops_impl::smooth_ap_loss);
   m.impl("recall_at_quantile_loss", &proxyloss::ops_impl::recall_at_quantile_loss);
+  m.impl("_smooth_ap_loss_with_pool", &proxyloss::ops_impl::smooth_ap_loss_with_pool);
+  m.impl("_recall_at_quantile_loss_with_pool",
+         &proxyloss::ops_impl::recall_at_quantile_loss_with_pool);
 }

@@ -1,6 +1,9 @@
-// proxyloss::ranking_pool: the pool a queued ranking loss ranks, from the
-// live rows and the (detached) memory queue. CompositeImplicitAutograd: the
-// gradient reaches the live logits through cat / index_select.
+// proxyloss::_ranking_pool_forward: the pool a queued ranking loss ranks,
+// from the live rows and the (detached) memory queue; the forward half of
+// proxyloss::ranking_pool (its autograd Function: autograd/
+// ranking_pool_autograd.cpp). CompositeExplicitAutograd: one opaque op on any
+// device, so that a tracer (torch.compile) sees one op whose row count is
+// data-dependent instead of the host reads inside it.
 //
 //   1. checks: logits [N, C] floating, targets [N] or [N, 1] integer on the
 //      logits' device, multi-class targets in [0, C) or ignore_index; the
@@ -17,6 +20,11 @@
 // [kUnexpectedBinaryLabels]: binary mode saw a target other than 0/1;
 // events[kSubsampled]: step 3 ran; events[kEmptyPool]: no row is left (the
 // modules then leave the queue as it is, as the seed).
+// pool_position [N] int64: the pool row of each live row, -1 for a live row
+// that is not in the pool (ignore_index, or not drawn by step 3). The
+// backward, proxyloss::_ranking_pool_backward, gathers the live rows'
+// gradients through it: grad_logits[n] = grad_scores[pool_position[n]], 0
+// where it is -1 (a gather: deterministic, no atomics).
 #include "common/input_checks.h"
 #include "common/ranking_options.h"
 #include "ops/ranking.h"
@@ -90,17 +98,32 @@ at::Tensor subsample_rows(const at::Tensor& targets, int64_t cap) {
   return at::cat({chosen, extra});
 }
 
+// The pool row of each of the first `live_rows` rows of the concatenation
+// (live rows, queue rows), given `source`, the concatenation row each pool
+// row came from: -1 where a live row did not enter the pool.
+at::Tensor live_pool_positions(const at::Tensor& source, int64_t live_rows) {
+  auto position = at::full({live_rows}, -1, source.options());
+  const auto from_live = source.lt(live_rows);
+  position.index_put_(
+      {source.masked_select(from_live)},
+      at::arange(source.size(0), source.options()).masked_select(from_live));
+  return position;
+}
+
 } // namespace
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor> ranking_pool(
-    const at::Tensor& logits, const at::Tensor& targets,
-    const optional<at::Tensor>& queue_logits, const optional<at::Tensor>& queue_targets,
-    int64_t num_classes, int64_t ignore_index, optional<int64_t> max_pool_size) {
+RankingPoolForward ranking_pool_forward(const at::Tensor& logits_arg,
+                                        const at::Tensor& targets,
+                                        const optional<at::Tensor>& queue_logits,
+                                        const optional<at::Tensor>& queue_targets,
+                                        int64_t num_classes, int64_t ignore_index,
+                                        optional<int64_t> max_pool_size) {
   TORCH_CHECK_VALUE(num_classes > 0, kOp, ": num_classes must be > 0, got ", num_classes);
   TORCH_CHECK_VALUE(!max_pool_size.has_value() || *max_pool_size > 0, kOp,
                     ": max_pool_size must be > 0 when set, got ",
                     max_pool_size.value_or(0));
-  check_logits(logits, num_classes);
+  check_logits(logits_arg, num_classes);
+  const auto logits = logits_arg.detach();
   const auto live_targets =
       common::checked_class_targets(kOp, logits, targets, /*allow_column=*/true,
                                     /*allow_bool=*/true);
@@ -116,12 +139,15 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> ranking_pool(
         {logits, queue_logits->detach().to(logits.device(), logits.scalar_type())});
     pool_targets = at::cat({live_targets, queue_targets->to(logits.device(), at::kLong)});
   }
+  // source: the concatenation row of each pool row; undefined while it is
+  // the identity (nothing dropped, nothing drawn).
+  at::Tensor source;
   const auto kept = pool_targets.ne(ignore_index);
   const bool all_kept = kept.all().item<bool>();
   if (!all_kept) {
-    const auto rows = kept.nonzero().squeeze(1);
-    pool_logits = pool_logits.index_select(0, rows);
-    pool_targets = pool_targets.index_select(0, rows);
+    source = kept.nonzero().squeeze(1);
+    pool_logits = pool_logits.index_select(0, source);
+    pool_targets = pool_targets.index_select(0, source);
   }
   // Device-side: the live rows that enter the pool hold a NaN or inf.
   const auto finite = at::isfinite(logits.detach());
@@ -130,13 +156,18 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> ranking_pool(
                                         .logical_or(live_targets.eq(ignore_index))
                                         .all()
                                         .logical_not();
+  const int64_t live_rows = logits.size(0);
   const bool subsampled =
       max_pool_size.has_value() && pool_logits.size(0) > *max_pool_size;
   if (subsampled) {
     const auto rows = subsample_rows(pool_targets, *max_pool_size);
     pool_logits = pool_logits.index_select(0, rows);
     pool_targets = pool_targets.index_select(0, rows);
+    source = source.defined() ? source.index_select(0, rows) : rows;
   }
+  const auto pool_position =
+      source.defined() ? live_pool_positions(source, live_rows)
+                       : at::arange(live_rows, live_targets.options().dtype(at::kLong));
   // events: the host-known flags first, then the device-side ones copied in.
   auto events = at::zeros({4}, kept.options());
   if (subsampled) {
@@ -153,13 +184,59 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> ranking_pool(
     labels = at::where(pool_targets.ne(0), at::zeros_like(pool_targets),
                        at::full_like(pool_targets, -1));
   }
-  const auto scores = pool_logits.to(common::compute_dtype(logits.scalar_type()));
-  return {scores, labels, events};
+  auto scores = pool_logits.to(common::compute_dtype(logits.scalar_type()));
+  // Fresh outputs, as the schema promises (no alias of an input): without a
+  // queue, a dropped row or a dtype change, the pool is the live batch.
+  if (scores.is_alias_of(logits)) {
+    scores = scores.clone();
+  }
+  if (labels.is_alias_of(targets)) {
+    labels = labels.clone();
+  }
+  return {scores, labels, events, pool_position};
+}
+
+namespace {
+
+// Whether pool_position is 0, 1, ..., N - 1 and the pool has no other row:
+// the pool is the live batch (no queue, nothing dropped or drawn), the
+// common case, whose backward is a copy.
+bool pool_is_the_live_batch(const at::Tensor& grad_scores,
+                            const at::Tensor& pool_position) {
+  const int64_t N = pool_position.size(0);
+  if (grad_scores.size(0) != N) {
+    return false;
+  }
+  if (!pool_position.is_cpu()) {
+    return at::equal(pool_position, at::arange(N, pool_position.options()));
+  }
+  const auto position = pool_position.contiguous();
+  const int64_t* p = position.data_ptr<int64_t>();
+  bool identity = true;
+  for (int64_t n = 0; n < N; ++n) {
+    identity = identity && p[n] == n;
+  }
+  return identity;
+}
+
+} // namespace
+
+at::Tensor ranking_pool_backward(const at::Tensor& grad_scores,
+                                 const at::Tensor& pool_position, int64_t num_classes) {
+  if (pool_is_the_live_batch(grad_scores, pool_position)) {
+    return grad_scores.clone(); // a fresh tensor, as the schema promises
+  }
+  if (grad_scores.size(0) == 0) {
+    return at::zeros({pool_position.size(0), num_classes}, grad_scores.options());
+  }
+  const auto dropped = pool_position.lt(0).unsqueeze(1);
+  return grad_scores.index_select(0, pool_position.clamp_min(0)).masked_fill_(dropped, 0);
 }
 
 } // namespace ops_impl
 } // namespace proxyloss
 
-TORCH_LIBRARY_IMPL(proxyloss, CompositeImplicitAutograd, m) {
-  m.impl("ranking_pool", &proxyloss::ops_impl::ranking_pool);
+TORCH_LIBRARY_IMPL(proxyloss, CompositeExplicitAutograd, m) {
+  m.impl("_ranking_pool_forward", &proxyloss::ops_impl::ranking_pool_forward);
+  m.impl("_ranking_pool_backward", &proxyloss::ops_impl::ranking_pool_backward);
 }

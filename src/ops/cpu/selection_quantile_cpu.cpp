@@ -56,6 +56,9 @@ at::Tensor selection_quantile_cpu(const at::Tensor& values_in, double q,
     return selection_quantile_generic(values_in, q, interpolation);
   }
   check_selection_quantile_inputs(values_in, q);
+  if (values_in.size(0) == 0) {
+    return quantile_of_nothing(values_in);
+  }
   const auto mode =
       parse_interpolation(interpolation, "proxyloss::selection_quantile: interpolation");
   const bool column = values_in.dim() == 1;

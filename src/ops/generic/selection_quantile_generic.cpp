@@ -14,6 +14,9 @@ namespace ops_impl {
 at::Tensor selection_quantile_generic(const at::Tensor& values_in, double q,
                                       c10::string_view interpolation) {
   check_selection_quantile_inputs(values_in, q);
+  if (values_in.size(0) == 0) {
+    return quantile_of_nothing(values_in);
+  }
   const auto mode =
       parse_interpolation(interpolation, "proxyloss::selection_quantile: interpolation");
   const auto values = values_in.detach();
