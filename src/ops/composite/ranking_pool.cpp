@@ -100,8 +100,16 @@ at::Tensor subsample_rows(const at::Tensor& targets, int64_t cap) {
 
 // The pool row of each of the first `live_rows` rows of the concatenation
 // (live rows, queue rows), given `source`, the concatenation row each pool
-// row came from: -1 where a live row did not enter the pool.
-at::Tensor live_pool_positions(const at::Tensor& source, int64_t live_rows) {
+// row came from: -1 where a live row did not enter the pool. `increasing`:
+// source is strictly increasing (rows dropped, none drawn), so the live rows
+// were all kept, in front, when source[live_rows - 1] == live_rows - 1 (the
+// common case of a queue with empty slots: no scatter needed).
+at::Tensor live_pool_positions(const at::Tensor& source, int64_t live_rows,
+                               bool increasing) {
+  if (increasing && source.size(0) >= live_rows &&
+      (live_rows == 0 || source[live_rows - 1].item<int64_t>() == live_rows - 1)) {
+    return at::arange(live_rows, source.options());
+  }
   auto position = at::full({live_rows}, -1, source.options());
   const auto from_live = source.lt(live_rows);
   position.index_put_(
@@ -166,8 +174,9 @@ RankingPoolForward ranking_pool_forward(const at::Tensor& logits_arg,
     source = source.defined() ? source.index_select(0, rows) : rows;
   }
   const auto pool_position =
-      source.defined() ? live_pool_positions(source, live_rows)
-                       : at::arange(live_rows, live_targets.options().dtype(at::kLong));
+      source.defined()
+          ? live_pool_positions(source, live_rows, /*increasing=*/!subsampled)
+          : at::arange(live_rows, live_targets.options().dtype(at::kLong));
   // events: the host-known flags first, then the device-side ones copied in.
   auto events = at::zeros({4}, kept.options());
   if (subsampled) {
@@ -198,13 +207,13 @@ RankingPoolForward ranking_pool_forward(const at::Tensor& logits_arg,
 
 namespace {
 
-// Whether pool_position is 0, 1, ..., N - 1 and the pool has no other row:
-// the pool is the live batch (no queue, nothing dropped or drawn), the
-// common case, whose backward is a copy.
-bool pool_is_the_live_batch(const at::Tensor& grad_scores,
-                            const at::Tensor& pool_position) {
+// Whether pool_position is 0, 1, ..., N - 1: the live rows are the pool's
+// first rows, in order (nothing dropped or drawn from the live batch; the
+// queue's rows, if any, follow), the common case, whose backward is a copy.
+bool live_rows_lead_the_pool(const at::Tensor& grad_scores,
+                             const at::Tensor& pool_position) {
   const int64_t N = pool_position.size(0);
-  if (grad_scores.size(0) != N) {
+  if (grad_scores.size(0) < N) {
     return false;
   }
   if (!pool_position.is_cpu()) {
@@ -223,8 +232,9 @@ bool pool_is_the_live_batch(const at::Tensor& grad_scores,
 
 at::Tensor ranking_pool_backward(const at::Tensor& grad_scores,
                                  const at::Tensor& pool_position, int64_t num_classes) {
-  if (pool_is_the_live_batch(grad_scores, pool_position)) {
-    return grad_scores.clone(); // a fresh tensor, as the schema promises
+  if (live_rows_lead_the_pool(grad_scores, pool_position)) {
+    // A fresh tensor, as the schema promises.
+    return grad_scores.narrow(0, 0, pool_position.size(0)).clone();
   }
   if (grad_scores.size(0) == 0) {
     return at::zeros({pool_position.size(0), num_classes}, grad_scores.options());
