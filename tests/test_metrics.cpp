@@ -123,6 +123,28 @@ TEST(Metrics, SuperiorPropertyCorrectArgmaxAlwaysScoresBetter) {
   EXPECT_LT(penalized_brier_score(right, l({0})), penalized_brier_score(wrong, l({0})));
 }
 
+// Floating labels are binary when every value is 0 or 1 (scikit-learn reads
+// them so); anything else is refused, naming the value.
+TEST(Metrics, FloatingZeroOneLabelsAreBinaryLabels) {
+  const auto scores = d({0.3, 0.1, 0.7, 0.2, 0.9});
+  const auto labels = l({0, 1, 1, 0, 1});
+  for (const auto dtype : {torch::kFloat, torch::kDouble}) {
+    EXPECT_EQ(average_precision(scores, labels.to(dtype)),
+              average_precision(scores, labels));
+    EXPECT_EQ(roc_auc(scores, labels.to(dtype)), roc_auc(scores, labels));
+  }
+  EXPECT_TRUE(throws_with(
+      [&] {
+        average_precision(scores, d({0, 1, 0.5, 0, 1}));
+      },
+      {"average_precision", "floating labels must be 0 or 1", "0.5"}));
+  try {
+    roc_auc(scores, d({0, 1, 2, 0, 1}));
+    ADD_FAILURE() << "no error";
+  } catch (const c10::ValueError&) { // ValueError in Python
+  }
+}
+
 TEST(MetricsErrors, BadInputsNameTheMetricAndArgument) {
   EXPECT_TRUE(throws_with(
       [] {

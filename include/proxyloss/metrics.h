@@ -1,6 +1,9 @@
 // Exact evaluation metrics, computed in double without gradients, in
 // O(N log N). Inputs may live on any device and have any floating dtype;
-// they are read on the CPU.
+// they are read on the CPU. Binary `labels` [N] (or [N, 1]): integer or
+// bool, non-zero = positive, or floating with every value 0 or 1 (as
+// scikit-learn reads them). Bad inputs throw c10::ValueError (ValueError in
+// Python).
 #pragma once
 
 #include <torch/types.h>

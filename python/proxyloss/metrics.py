@@ -1,7 +1,9 @@
 """Exact evaluation metrics, in double, without gradients: the ops
 ``torch.ops.proxyloss.average_precision`` etc., the same code as
 ``proxyloss::metrics`` in C++. Inputs may be on any device and of any
-floating dtype (read on the CPU); O(N log N).
+floating dtype (read on the CPU); O(N log N). Binary labels: integer or bool
+(non-zero = positive), or floating 0/1 (as scikit-learn reads them). Bad
+inputs raise ValueError.
 
 The ops' own warnings (TORCH_WARN) reach Python's ``warnings`` on torch 2.x
 but not on 1.13 (there they go to the C++ log on stderr), so the functions

@@ -59,10 +59,11 @@ double average_precision(const torch::Tensor& scores, const torch::Tensor& label
 torch::Tensor average_precision_per_class(const torch::Tensor& logits,
                                           const torch::Tensor& targets,
                                           int64_t ignore_index) {
-  TORCH_CHECK(logits.defined() && logits.dim() == 2,
-              "average_precision_per_class: ", "logits must have shape [N, C], got ",
-              logits.defined() ? logits.sizes() : torch::IntArrayRef{});
-  TORCH_CHECK(
+  TORCH_CHECK_VALUE(
+      logits.defined() && logits.dim() == 2,
+      "average_precision_per_class: ", "logits must have shape [N, C], got ",
+      logits.defined() ? logits.sizes() : torch::IntArrayRef{});
+  TORCH_CHECK_VALUE(
       targets.defined() && targets.dim() == 1 && targets.size(0) == logits.size(0),
       "average_precision_per_class: targets must have shape [N] with N = ",
       logits.size(0));
@@ -112,8 +113,8 @@ double roc_auc(const torch::Tensor& scores, const torch::Tensor& labels) {
 
 double recall_at_quantile(const torch::Tensor& scores, const torch::Tensor& labels,
                           double quantile, const std::string& interpolation) {
-  TORCH_CHECK(quantile > 0 && quantile < 1,
-              "recall_at_quantile: quantile must be in (0, 1), got ", quantile);
+  TORCH_CHECK_VALUE(quantile > 0 && quantile < 1,
+                    "recall_at_quantile: quantile must be in (0, 1), got ", quantile);
   ops_impl::parse_interpolation(interpolation, "recall_at_quantile: interpolation");
   const auto in = detail::binary_inputs("recall_at_quantile", scores, labels);
   if (in.positives == 0) {

@@ -675,6 +675,43 @@ def test_penalized_scores_equal_the_docstring_formulas(seed):
         log_loss, abs=1e-12, rel=1e-12), where
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_metrics_take_floating_0_1_labels_as_scikit_learn_does(dtype):
+    torch.manual_seed(8)
+    scores = torch.randn(50)
+    labels = (torch.rand(50) < 0.3).long()
+    labels[:2] = torch.tensor([0, 1])
+    as_float = labels.to(dtype)
+    y, s = labels.numpy(), scores.numpy()
+    assert metrics.average_precision(scores, as_float) == pytest.approx(
+        average_precision_score(as_float.numpy(), s), abs=1e-12, rel=0)
+    assert metrics.average_precision(scores, as_float) == metrics.average_precision(
+        scores, labels)
+    assert metrics.roc_auc(scores, as_float) == pytest.approx(roc_auc_score(y, s), abs=1e-12,
+                                                              rel=0)
+    assert metrics.recall_at_quantile(scores, as_float, 0.2) == metrics.recall_at_quantile(
+        scores, labels, 0.2)
+    soft = as_float.clone()
+    soft[3] = 0.5  # not a binary label (scikit-learn refuses it too)
+    for metric in (metrics.average_precision, metrics.roc_auc):
+        with pytest.raises(ValueError, match=r"floating labels must be 0 or 1, got \[0\.5"):
+            metric(scores, soft)
+
+
+def test_metric_input_errors_are_value_errors():
+    scores = torch.randn(6)
+    with pytest.raises(ValueError, match="labels must have shape"):
+        metrics.average_precision(scores, torch.zeros(5, dtype=torch.long))
+    with pytest.raises(ValueError, match="scores must be finite"):
+        metrics.roc_auc(torch.tensor([0.0, float("nan")]), torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match="quantile"):
+        metrics.recall_at_quantile(scores, torch.ones(6, dtype=torch.long), 1.5)
+    with pytest.raises(ValueError, match=r"targets must be in \[0, 3\)"):
+        metrics.penalized_brier_score(torch.full((2, 3), 1 / 3), torch.tensor([0, 3]))
+    with pytest.raises(ValueError, match="logits"):
+        metrics.average_precision_per_class(torch.randn(4), torch.zeros(4, dtype=torch.long))
+
+
 def test_metrics_without_positives_warn():
     scores = torch.randn(6)
     negatives = torch.zeros(6, dtype=torch.long)
