@@ -158,7 +158,7 @@ RankingPoolForward ranking_pool_forward(const at::Tensor& logits_arg,
     pool_targets = pool_targets.index_select(0, source);
   }
   // Device-side: the live rows that enter the pool hold a NaN or inf.
-  const auto finite = at::isfinite(logits.detach());
+  const auto finite = at::isfinite(logits);
   const auto nonfinite = all_kept ? finite.all().logical_not()
                                   : finite.all(/*dim=*/1)
                                         .logical_or(live_targets.eq(ignore_index))
