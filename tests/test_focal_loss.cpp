@@ -1182,3 +1182,63 @@ TEST(SoftmaxFocalLossErrors, UndefinedTensorsAreAnError) {
   EXPECT_TRUE(throws_with([&] { loss->forward(softmax_logits(), torch::Tensor()); },
                           {"targets", "undefined"}));
 }
+
+// --- sample_weight ---------------------------------------------------------------
+
+// Weighted reductions, against the unweighted oracle rows: none scales each
+// term, sum adds the scaled terms, mean (and kMeanPositive) divide by the
+// weight mass of the terms they count, 1 where that mass is exactly 0.
+TEST(SoftmaxFocalLoss, SampleWeightScalesRowsAndMeansDivideByTheirMass) {
+  const auto x = softmax_logits();
+  const auto y = softmax_targets();
+  const auto rows = oracle::softmax_focal(x, y, {}, 2, 0, -100);
+  const auto w = torch::rand({y.size(0)}, torch::kDouble) * 2;
+  const auto valid = y.ne(-100).to(torch::kDouble);
+  const auto positive = y.ne(-100).logical_and(y.ne(0)).to(torch::kDouble);
+  const auto weighted_sum = (rows * w).sum().item<double>();
+  const auto make = [](proxyloss::focal_reduction_t reduction) {
+    return SoftmaxFocalLoss(SoftmaxFocalLossOptions().reduction(reduction));
+  };
+  EXPECT_LE(max_abs_diff(make(torch::kNone)->forward(x, y, w), rows * w), kTol);
+  EXPECT_NEAR(make(torch::kSum)->forward(x, y, w).item<double>(), weighted_sum, kTol);
+  EXPECT_NEAR(make(torch::kMean)->forward(x, y, w).item<double>(),
+              weighted_sum / (w * valid).sum().item<double>(), kTol);
+  EXPECT_NEAR(make(proxyloss::kMeanPositive)->forward(x, y, w).item<double>(),
+              weighted_sum / (w * positive).sum().item<double>(), kTol);
+  EXPECT_EQ(make(torch::kMean)->forward(x, y, torch::zeros_like(w)).item<double>(), 0.0);
+}
+
+TEST(SigmoidFocalLoss, SampleWeightBroadcastsOverTrailingDims) {
+  const auto x = torch::randn({6, 3}, torch::kDouble);
+  const auto t = torch::rand({6, 3}).lt(0.4).to(torch::kDouble);
+  const auto elements = oracle::sigmoid_focal(x, t, 0.25, 2.0);
+  const auto w = torch::rand({6, 1}, torch::kDouble);
+  SigmoidFocalLoss mean(SigmoidFocalLossOptions().reduction(torch::kMean));
+  SigmoidFocalLoss none(SigmoidFocalLossOptions().reduction(torch::kNone));
+  EXPECT_LE(max_abs_diff(none->forward(x, t, w), elements * w), kTol);
+  EXPECT_NEAR(mean->forward(x, t, w).item<double>(),
+              (elements * w).sum().item<double>() / (w.sum().item<double>() * 3), kTol);
+}
+
+TEST(FocalLossErrors, BadSampleWeightsNameTheLossAndTheArgument) {
+  const auto x = torch::randn({4, 3});
+  const auto y = torch::tensor({0, 1, 2, 0}, torch::kLong);
+  SoftmaxFocalLoss softmax;
+  SigmoidFocalLoss sigmoid;
+  EXPECT_TRUE(throws_with(
+      [&] {
+        softmax->forward(x, y, torch::tensor({1.0, -2.0, 1.0, 1.0}));
+      },
+      {"SoftmaxFocalLoss", "sample_weight must be finite and >= 0", "-2",
+       "at rows [1]"}));
+  EXPECT_TRUE(throws_with([&] { softmax->forward(x, y, torch::ones({3})); },
+                          {"SoftmaxFocalLoss", "sample_weight", "[N]", "N = 4"}));
+  EXPECT_TRUE(throws_with(
+      [&] {
+        sigmoid->forward(x, torch::zeros({4, 3}), torch::ones({4, 2}));
+      },
+      {"SigmoidFocalLoss", "sample_weight", "broadcast"}));
+  // Undefined: no weights.
+  EXPECT_TRUE(
+      torch::equal(softmax->forward(x, y, torch::Tensor()), softmax->forward(x, y)));
+}

@@ -106,7 +106,13 @@ class SigmoidFocalLossImpl : public torch::nn::Cloneable<SigmoidFocalLossImpl> {
   // logits floating, any shape; targets of the same shape, floating point or
   // bool, values in [0, 1]. Scalar for mean and sum, the shape of logits for
   // none.
-  torch::Tensor forward(const torch::Tensor& logits, const torch::Tensor& targets);
+  // sample_weight: undefined (no weights), or per-element weights [N, ...]
+  // (dim 0 the logits', the rest broadcastable to their shape), floating,
+  // finite, >= 0, detached: none scales each element, sum adds the scaled
+  // elements, mean divides that sum by the weight mass over all elements (1
+  // where that mass is exactly 0). As imbalanced-losses 0.6.0.
+  torch::Tensor forward(const torch::Tensor& logits, const torch::Tensor& targets,
+                        const torch::Tensor& sample_weight = {});
 
   SigmoidFocalLossOptions options;
 };
@@ -144,7 +150,13 @@ class SoftmaxFocalLossImpl : public torch::nn::Cloneable<SoftmaxFocalLossImpl> {
 
   // logits [N, C] floating; targets [N] integer class indices in [0, C) or
   // ignore_index. Scalar for mean, sum and kMeanPositive, [N] for none.
-  torch::Tensor forward(const torch::Tensor& logits, const torch::Tensor& targets);
+  // sample_weight: undefined (no weights), or per-row weights [N],
+  // floating, finite, >= 0, detached: none scales each row, sum adds the
+  // scaled rows, mean and kMeanPositive divide that sum by the weight mass of
+  // the rows they count (1 where that mass is exactly 0). As
+  // imbalanced-losses 0.6.0.
+  torch::Tensor forward(const torch::Tensor& logits, const torch::Tensor& targets,
+                        const torch::Tensor& sample_weight = {});
 
   SoftmaxFocalLossOptions options;
 };

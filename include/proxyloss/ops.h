@@ -111,17 +111,26 @@ void queue_push_(at::Tensor& queue_logits, at::Tensor& queue_targets,
 // any shape, floating; targets of that shape, floating in [0, 1] or bool;
 // alpha in [0, 1] or < 0 (off); gamma >= 0; reduction "mean", "sum" or
 // "none". The result has the logits' dtype. Built from ATen ops (any device).
+// sample_weight (optional): [N, ...] with N the logits' dim 0, the rest
+// broadcastable to the logits' shape, finite and >= 0, detached: none scales
+// each element, sum adds the scaled elements, mean divides that sum by the
+// weight mass (broadcast to every element; floored to 1 where exactly 0).
 at::Tensor sigmoid_focal_loss(const at::Tensor& logits, const at::Tensor& targets,
-                              double alpha, double gamma, const std::string& reduction);
+                              double alpha, double gamma, const std::string& reduction,
+                              const optional<at::Tensor>& sample_weight = c10::nullopt);
 
 // SoftmaxFocalLoss (proxyloss/focal_loss.h): logits [N, C], targets [N]
 // class indices or ignore_index; alpha nullopt or [C] >= 0; reduction "mean",
 // "sum", "none" or "mean_positive" (over the valid rows not of
-// background_class).
+// background_class). sample_weight (optional): [N], finite and >= 0,
+// detached: none scales each row, sum adds the scaled rows, mean /
+// mean_positive divide that sum by the weight mass of the rows they count
+// (floored to 1 where exactly 0).
 at::Tensor softmax_focal_loss(const at::Tensor& logits, const at::Tensor& targets,
                               const optional<at::Tensor>& alpha, double gamma,
                               const std::string& reduction, double label_smoothing,
-                              int64_t ignore_index, int64_t background_class);
+                              int64_t ignore_index, int64_t background_class,
+                              const optional<at::Tensor>& sample_weight = c10::nullopt);
 
 } // namespace ops
 } // namespace proxyloss

@@ -1,4 +1,7 @@
-"""Errors from the ops, with the name of the module the user called."""
+"""Errors from the ops, with the name of the module the user called, and
+warnings attributed to the user's code."""
+import sys
+import warnings
 
 
 def call_naming(module_name, op, *args):
@@ -15,3 +18,15 @@ def call_naming(module_name, op, *args):
         if message.startswith(module_name + ":"):
             raise
         raise type(error)(f"{module_name}: {message}") from None
+
+
+def warn_user(message):
+    """A UserWarning attributed to the user's line that called into the
+    package: the first frame outside proxyloss and torch (a module's forward
+    is reached through torch.nn.Module.__call__, one frame or two deep
+    depending on the torch version)."""
+    frame, level = sys._getframe(1), 2  # stacklevel 2: the caller of this function
+    while frame is not None and frame.f_globals.get("__name__", "").split(".")[0] in (
+            "proxyloss", "torch"):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, UserWarning, stacklevel=level)

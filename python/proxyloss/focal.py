@@ -16,6 +16,7 @@ from torch import nn
 from proxyloss._distributed import check_gather_option, refuse_to_gather
 from proxyloss._errors import call_naming
 from proxyloss._ops import ops
+from proxyloss._weights import warn_if_all_zero
 
 
 def _check_gamma(name, gamma):
@@ -48,12 +49,18 @@ class SigmoidFocalLoss(nn.Module):
         self.reduction = reduction
         self.gather_distributed = gather_distributed
 
-    def forward(self, inputs, targets):
+    def forward(self, inputs, targets, *, sample_weight=None):
         """inputs: logits of any shape (floating); targets: the same shape,
-        floating 0/1 (or soft labels in [0, 1]) or bool."""
+        floating 0/1 (or soft labels in [0, 1]) or bool. ``sample_weight``
+        (the successor's): None, or per-element weights whose dim 0 is the
+        inputs' and whose other dims broadcast to them (e.g. [N, 1, H, W]),
+        finite and >= 0, detached; none scales each element, sum adds the
+        scaled elements, mean divides that sum by the weight mass over all
+        elements (1 where it is exactly 0)."""
         refuse_to_gather("SigmoidFocalLoss", self.gather_distributed)
+        warn_if_all_zero(self, sample_weight)
         return call_naming("SigmoidFocalLoss", ops.sigmoid_focal_loss, inputs, targets,
-                           self.alpha, self.gamma, self.reduction)
+                           self.alpha, self.gamma, self.reduction, sample_weight)
 
     def extra_repr(self):
         return f"alpha={self.alpha}, gamma={self.gamma}, reduction={self.reduction!r}"
@@ -97,8 +104,16 @@ class SoftmaxFocalLoss(nn.Module):
         else:
             self.alpha = None
 
-    def forward(self, inputs, targets):
+    def forward(self, inputs, targets, *, sample_weight=None):
+        """``sample_weight`` (the successor's): None, or one weight per target
+        (the shape of ``targets``), finite and >= 0, detached; none scales
+        each row, sum adds the scaled rows, mean / mean_positive divide that
+        sum by the weight mass of the rows they count (1 where it is exactly
+        0)."""
         refuse_to_gather("SoftmaxFocalLoss", self.gather_distributed)
+        if sample_weight is not None and sample_weight.shape != targets.shape:
+            raise ValueError("SoftmaxFocalLoss: sample_weight must have the shape of targets "
+                             f"{tuple(targets.shape)}, got {tuple(sample_weight.shape)}")
         spatial = inputs.dim() > 2
         if spatial:  # (N, C, d1, ...) -> (N d1 ..., C): one row per position
             if targets.shape != inputs.shape[:1] + inputs.shape[2:]:
@@ -107,11 +122,14 @@ class SoftmaxFocalLoss(nn.Module):
                                  f"{tuple(inputs.shape)}, got {tuple(targets.shape)}")
             rows = inputs.movedim(1, -1).reshape(-1, inputs.shape[1])
             row_targets = targets.reshape(-1)
+            if sample_weight is not None:
+                sample_weight = sample_weight.reshape(-1)
         else:
             rows, row_targets = inputs, targets
+        warn_if_all_zero(self, sample_weight)
         loss = call_naming("SoftmaxFocalLoss", ops.softmax_focal_loss, rows, row_targets,
                            self.alpha, self.gamma, self.reduction, self.label_smoothing,
-                           self.ignore_index, self.background_class)
+                           self.ignore_index, self.background_class, sample_weight)
         if spatial and self.reduction == "none":
             loss = loss.reshape(targets.shape)
         return loss

@@ -32,20 +32,24 @@ def fair_loss(logits, targets, weight=None, smooth_max_beta=1000.0, scaling_fact
                                  float(label_smoothing))
 
 
-def sigmoid_focal_loss(inputs, targets, alpha=0.25, gamma=2.0, reduction="mean"):
+def sigmoid_focal_loss(inputs, targets, alpha=0.25, gamma=2.0, reduction="mean", *,
+                       sample_weight=None):
     """SigmoidFocalLoss; see proxyloss.SigmoidFocalLoss."""
-    return ops.sigmoid_focal_loss(inputs, targets, float(alpha), float(gamma), reduction)
+    return ops.sigmoid_focal_loss(inputs, targets, float(alpha), float(gamma), reduction,
+                                  sample_weight)
 
 
 def softmax_focal_loss(inputs, targets, alpha=None, gamma=2.0, reduction="mean",
-                       label_smoothing=0.0, ignore_index=-100, background_class=0):
+                       label_smoothing=0.0, ignore_index=-100, background_class=0, *,
+                       sample_weight=None):
     """SoftmaxFocalLoss for inputs [N, C]; see proxyloss.SoftmaxFocalLoss.
     ``alpha``: None, or per-class weights [C] (a tensor or a sequence, as the
     module takes; a sequence becomes a float32 tensor)."""
     if alpha is not None and not isinstance(alpha, torch.Tensor):
         alpha = torch.as_tensor(alpha, dtype=torch.float32)
     return ops.softmax_focal_loss(inputs, targets, alpha, float(gamma), reduction,
-                                  float(label_smoothing), ignore_index, background_class)
+                                  float(label_smoothing), ignore_index, background_class,
+                                  sample_weight)
 
 
 __all__ = ["smooth_ap_loss", "recall_at_quantile_loss", "fair_loss", "sigmoid_focal_loss",

@@ -12,13 +12,12 @@ here.
 """
 import math
 import operator
-import warnings
 
 import torch
 from torch import nn
 
 from proxyloss._distributed import check_gather_option, refuse_to_gather
-from proxyloss._errors import call_naming
+from proxyloss._errors import call_naming, warn_user
 from proxyloss._ops import EMPTY_POOL, NON_FINITE_LOGITS, SUBSAMPLED, UNEXPECTED_BINARY_LABELS, ops
 
 _REDUCTIONS = ("mean", "sum", "none")
@@ -84,8 +83,8 @@ class _QueuedRankingLoss(nn.Module):
     def _warn_once(self, kind, message):
         if kind not in self._warned:
             self._warned.add(kind)
-            warnings.warn(f"{type(self).__name__}: {message} (This warning is shown once "
-                          "per instance.)", stacklevel=3)
+            warn_user(f"{type(self).__name__}: {message} (This warning is shown once "
+                      "per instance.)")
 
     def forward(self, logits, targets, return_per_class=False):
         """logits [N, C], targets [N] or [N, 1] integer class ids (0/1 in binary

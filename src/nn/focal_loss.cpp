@@ -40,19 +40,26 @@ std::string focal_reduction_string(const focal_reduction_t& reduction) {
 }
 
 // The op calls behind the modules and the functional forms.
+// `tensor` as an optional argument: nullopt when undefined.
+optional<torch::Tensor> given(const torch::Tensor& tensor) {
+  return tensor.defined() ? optional<torch::Tensor>(tensor) : c10::nullopt;
+}
+
 torch::Tensor sigmoid_focal_op(const torch::Tensor& logits, const torch::Tensor& targets,
-                               const SigmoidFocalLossOptions& options) {
+                               const SigmoidFocalLossOptions& options,
+                               const torch::Tensor& sample_weight = {}) {
   return ops::sigmoid_focal_loss(logits, targets, options.alpha(), options.gamma(),
-                                 common::reduction_string(options.reduction()));
+                                 common::reduction_string(options.reduction()),
+                                 given(sample_weight));
 }
 
 torch::Tensor softmax_focal_op(const torch::Tensor& logits, const torch::Tensor& targets,
-                               const SoftmaxFocalLossOptions& options) {
-  const auto& alpha = options.alpha();
-  return ops::softmax_focal_loss(
-      logits, targets, alpha.defined() ? optional<torch::Tensor>(alpha) : c10::nullopt,
-      options.gamma(), focal_reduction_string(options.reduction()),
-      options.label_smoothing(), options.ignore_index(), options.background_class());
+                               const SoftmaxFocalLossOptions& options,
+                               const torch::Tensor& sample_weight = {}) {
+  return ops::softmax_focal_loss(logits, targets, given(options.alpha()), options.gamma(),
+                                 focal_reduction_string(options.reduction()),
+                                 options.label_smoothing(), options.ignore_index(),
+                                 options.background_class(), given(sample_weight));
 }
 
 } // namespace
@@ -89,10 +96,12 @@ void SigmoidFocalLossImpl::pretty_print(std::ostream& stream) const {
 }
 
 torch::Tensor SigmoidFocalLossImpl::forward(const torch::Tensor& logits,
-                                            const torch::Tensor& targets) {
+                                            const torch::Tensor& targets,
+                                            const torch::Tensor& sample_weight) {
   // The op checks the options again: they may have been edited since reset().
-  return nn_impl::naming_the_loss(
-      "SigmoidFocalLoss", [&] { return sigmoid_focal_op(logits, targets, options); });
+  return nn_impl::naming_the_loss("SigmoidFocalLoss", [&] {
+    return sigmoid_focal_op(logits, targets, options, sample_weight);
+  });
 }
 
 // --- SoftmaxFocalLoss ------------------------------------------------------------
@@ -117,10 +126,12 @@ void SoftmaxFocalLossImpl::pretty_print(std::ostream& stream) const {
 }
 
 torch::Tensor SoftmaxFocalLossImpl::forward(const torch::Tensor& logits,
-                                            const torch::Tensor& targets) {
+                                            const torch::Tensor& targets,
+                                            const torch::Tensor& sample_weight) {
   // The op checks the options again: they may have been edited since reset().
-  return nn_impl::naming_the_loss(
-      "SoftmaxFocalLoss", [&] { return softmax_focal_op(logits, targets, options); });
+  return nn_impl::naming_the_loss("SoftmaxFocalLoss", [&] {
+    return softmax_focal_op(logits, targets, options, sample_weight);
+  });
 }
 
 // --- functional forms ------------------------------------------------------------

@@ -38,11 +38,13 @@ void check_softmax_focal_options(const std::string& who, const at::Tensor& alpha
 // proxyloss::sigmoid_focal_loss and proxyloss::softmax_focal_loss: see
 // proxyloss/ops.h.
 at::Tensor sigmoid_focal_loss(const at::Tensor& logits, const at::Tensor& targets,
-                              double alpha, double gamma, c10::string_view reduction);
+                              double alpha, double gamma, c10::string_view reduction,
+                              const optional<at::Tensor>& sample_weight);
 at::Tensor softmax_focal_loss(const at::Tensor& logits, const at::Tensor& targets,
                               const optional<at::Tensor>& alpha, double gamma,
                               c10::string_view reduction, double label_smoothing,
-                              int64_t ignore_index, int64_t background_class);
+                              int64_t ignore_index, int64_t background_class,
+                              const optional<at::Tensor>& sample_weight);
 
 } // namespace ops_impl
 } // namespace proxyloss

@@ -112,22 +112,26 @@ at::Tensor fair_loss_reduced(const at::Tensor& logits, const at::Tensor& targets
 }
 
 at::Tensor sigmoid_focal_loss(const at::Tensor& logits, const at::Tensor& targets,
-                              double alpha, double gamma, const std::string& reduction) {
+                              double alpha, double gamma, const std::string& reduction,
+                              const optional<at::Tensor>& sample_weight) {
   static const auto op =
       typed_op<at::Tensor(const at::Tensor&, const at::Tensor&, double, double,
-                          c10::string_view)>("proxyloss::sigmoid_focal_loss");
-  return op.call(logits, targets, alpha, gamma, reduction);
+                          c10::string_view, const optional<at::Tensor>&)>(
+          "proxyloss::sigmoid_focal_loss");
+  return op.call(logits, targets, alpha, gamma, reduction, sample_weight);
 }
 
 at::Tensor softmax_focal_loss(const at::Tensor& logits, const at::Tensor& targets,
                               const optional<at::Tensor>& alpha, double gamma,
                               const std::string& reduction, double label_smoothing,
-                              int64_t ignore_index, int64_t background_class) {
+                              int64_t ignore_index, int64_t background_class,
+                              const optional<at::Tensor>& sample_weight) {
   static const auto op = typed_op<at::Tensor(
       const at::Tensor&, const at::Tensor&, const optional<at::Tensor>&, double,
-      c10::string_view, double, int64_t, int64_t)>("proxyloss::softmax_focal_loss");
+      c10::string_view, double, int64_t, int64_t, const optional<at::Tensor>&)>(
+      "proxyloss::softmax_focal_loss");
   return op.call(logits, targets, alpha, gamma, reduction, label_smoothing, ignore_index,
-                 background_class);
+                 background_class, sample_weight);
 }
 
 } // namespace ops

@@ -97,11 +97,11 @@ TORCH_LIBRARY(proxyloss, m) {
   // --- focal losses (built from ATen ops) -------------------------------------------
   m.def(
       "sigmoid_focal_loss(Tensor logits, Tensor targets, float alpha, float gamma,"
-      " str reduction) -> Tensor");
+      " str reduction, Tensor? sample_weight=None) -> Tensor");
   m.def(
       "softmax_focal_loss(Tensor logits, Tensor targets, Tensor? alpha, float gamma,"
-      " str reduction, float label_smoothing, int ignore_index, int background_class)"
-      " -> Tensor");
+      " str reduction, float label_smoothing, int ignore_index, int background_class,"
+      " Tensor? sample_weight=None) -> Tensor");
 
   // --- metrics (exact, in double, no gradient; read on the CPU) -------------------
   m.def("average_precision(Tensor scores, Tensor labels) -> float");

@@ -529,12 +529,96 @@ def test_focal_constructor_value_errors(make, theirs_raises_too):
         make(imbalanced_losses)
 
 
-def test_focal_sample_weight_is_not_supported_yet():
+def focal_sample_weight(rng, kind, inputs, targets, dtype):
+    """A weight in one of the forms the successor accepts: per element, or
+    (sigmoid) broadcast over the trailing dims; some zeros; sometimes all
+    zero (the mass floored to 1); in float64 or the inputs' dtype."""
+    if kind == "sigmoid":
+        shape = list(inputs.shape)
+        for dim in range(1, len(shape)):
+            if rng.random() < 0.5:
+                shape[dim] = 1  # broadcast: [N, 1, ...] against [N, C, ...]
+    else:
+        shape = list(targets.shape)
+    weight = torch.rand(shape, dtype=rng.choice([dtype, torch.float64])) * 3
+    weight[torch.rand(shape) < 0.2] = 0
+    if rng.random() < 0.1:
+        weight.zero_()
+    return weight
+
+
+@pytest.mark.parametrize("seed,kind", FOCAL_CASES)
+def test_focal_sample_weight_matches_the_successor(seed, kind):
+    ours, theirs, inputs, targets, dtype = focal_case(seed, kind)
+    weight = focal_sample_weight(random.Random(1000 + seed), kind, inputs, targets, dtype)
+    where = f"seed {seed}: {ours} shape={tuple(inputs.shape)} weight={tuple(weight.shape)}"
+
+    def weighted(loss):
+        return lambda x, t: loss(x, t, sample_weight=weight)
+    probe = theirs(inputs, targets, sample_weight=weight)
+    cotangent = torch.randn(probe.shape, dtype=dtype)
+    got = value_and_grad(weighted(ours), inputs, targets, cotangent)
+    want = value_and_grad(weighted(theirs), inputs, targets, cotangent)
+    assert got[0].shape == want[0].shape and got[0].dtype == dtype, where
+    assert_close(got[0], want[0], dtype, f"value: {where}")
+    assert_close(got[1], want[1], dtype, f"grad: {where}")
+
+
+def test_focal_sample_weight_none_is_the_unweighted_loss_and_ones_its_value():
+    torch.manual_seed(9)
+    x, t = torch.randn(20, 3), torch.randint(0, 3, (20,))
+    t[::4] = -100
+    for loss, targets, ones in (
+            (proxyloss.SoftmaxFocalLoss(label_smoothing=0.1), t, torch.ones(20)),
+            (proxyloss.SigmoidFocalLoss(), (x > 0).float(), torch.ones(20, 1))):
+        for reduction in ("none", "sum", "mean"):
+            loss.reduction = reduction
+            plain = loss(x, targets)
+            assert torch.equal(loss(x, targets, sample_weight=None), plain)  # bitwise
+            torch.testing.assert_close(loss(x, targets, sample_weight=ones), plain,
+                                       rtol=1e-6, atol=0)
+
+
+def test_focal_all_zero_sample_weight_warns_once_as_the_successor():
+    z, t = torch.randn(5, 3), torch.tensor([0, 1, 2, 0, 1])
+    loss = proxyloss.SoftmaxFocalLoss()
+    with pytest.warns(UserWarning, match="sample_weight is zero everywhere") as record:
+        assert loss(z, t, sample_weight=torch.zeros(5)).item() == 0.0
+    assert record[0].filename == __file__
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # once per instance, and not for real weights
+        loss(z, t, sample_weight=torch.zeros(5))
+        proxyloss.SigmoidFocalLoss()(z, (z > 0).float(), sample_weight=torch.ones(5, 3))
+
+
+def test_focal_sample_weight_is_detached_and_cast():
+    x = torch.randn(6, 3, dtype=torch.float64, requires_grad=True)
+    t = torch.tensor([0, 1, 2, 0, 1, 2])
+    weight = torch.rand(6, requires_grad=True)  # float32, with a graph
+    out = proxyloss.SoftmaxFocalLoss(reduction="sum")(x, t, sample_weight=weight)
+    assert out.dtype == torch.float64
+    out.backward()
+    assert weight.grad is None and x.grad is not None
+
+
+@pytest.mark.parametrize("kind,weight,match", [
+    ("softmax", torch.tensor([1.0, -1.0, 1.0, 1.0]), r"sample_weight must be finite and >= 0, "
+                                                      r"got \[-1\.?0*\] at rows \[1\]"),
+    ("softmax", torch.tensor([1.0, float("nan"), 1.0, 1.0]), "sample_weight must be finite"),
+    ("sigmoid", torch.full((4, 3), float("inf")), "sample_weight must be finite"),
+    ("softmax", torch.ones(3), r"sample_weight must have the shape of targets \(4,\)"),
+    ("sigmoid", torch.ones(4, 2), r"sample_weight must have the logits' dim 0 \(4\) and "
+                                  r"broadcast"),
+    ("sigmoid", torch.ones(1, 3), "sample_weight must have the logits' dim 0"),
+    ("softmax", torch.ones(4, dtype=torch.long), "sample_weight must be floating point"),
+])
+def test_focal_bad_sample_weights_are_value_errors(kind, weight, match):
     z = torch.randn(4, 3)
-    with pytest.raises(TypeError, match="sample_weight"):
-        proxyloss.SigmoidFocalLoss()(z, (z > 0).float(), sample_weight=torch.ones(4, 3))
-    with pytest.raises(TypeError, match="sample_weight"):
-        proxyloss.SoftmaxFocalLoss()(z, torch.tensor([0, 1, 2, 0]), sample_weight=torch.ones(4))
+    with pytest.raises(ValueError, match=match):
+        if kind == "softmax":
+            proxyloss.SoftmaxFocalLoss()(z, torch.tensor([0, 1, 2, 0]), sample_weight=weight)
+        else:
+            proxyloss.SigmoidFocalLoss()(z, (z > 0).float(), sample_weight=weight)
 
 
 @pytest.mark.parametrize("logits,targets,name", [

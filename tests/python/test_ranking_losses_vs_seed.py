@@ -152,3 +152,11 @@ def test_gradcheck_in_float64():
     thresholds = torch.tensor([0.1, -0.3], dtype=torch.float64)
     assert torch.autograd.gradcheck(
         lambda x: proxyloss.ops.soft_recall(x, targets, thresholds, 0.5), (logits,))
+
+
+def test_warnings_point_at_the_callers_line():
+    loss = proxyloss.SmoothAPLoss(2, queue_size=8)
+    logits = torch.tensor([[float("nan"), 0.0], [1.0, 2.0]])
+    with pytest.warns(UserWarning, match="non-finite logits") as record:
+        loss(logits, torch.tensor([0, 1]))
+    assert record[0].filename == __file__

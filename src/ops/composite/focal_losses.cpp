@@ -7,6 +7,9 @@
 #include "common/input_checks.h"
 #include "common/reduction.h"
 #include "ops/checked_values.h"
+#include "ops/sample_weights.h"
+
+#include <ATen/ExpandUtils.h>
 #include "ops/module_losses.h"
 
 #include <c10/util/Exception.h>
@@ -75,6 +78,29 @@ at::Tensor checked_alpha(const std::string& who, const at::Tensor& alpha) {
   return checked_values(values, bad, who + ": alpha must be finite and >= 0", "classes");
 }
 
+// SigmoidFocalLoss's sample_weight: dim 0 the logits' (exact: a gather
+// across processes concatenates along it), the rest broadcastable to them.
+at::Tensor sigmoid_sample_weight(const std::string& who, const at::Tensor& logits,
+                                 const at::Tensor& weight, at::ScalarType dtype) {
+  TORCH_CHECK_VALUE(weight.dim() >= 1 && weight.size(0) == logits.size(0) &&
+                        at::is_expandable_to(weight.sizes(), logits.sizes()),
+                    who, ": sample_weight must have the logits' dim 0 (", logits.size(0),
+                    ") and broadcast to their shape ", logits.sizes(), ", got ",
+                    weight.sizes());
+  common::check_same_device(who, logits, weight, "sample_weight");
+  return checked_sample_weight(who, weight, dtype);
+}
+
+// SoftmaxFocalLoss's sample_weight: one per row, [N].
+at::Tensor softmax_sample_weight(const std::string& who, const at::Tensor& logits,
+                                 const at::Tensor& weight, at::ScalarType dtype) {
+  TORCH_CHECK_VALUE(weight.dim() == 1 && weight.size(0) == logits.size(0), who,
+                    ": sample_weight must have shape [N] with N = ", logits.size(0),
+                    " (the rows of logits), got ", weight.sizes());
+  common::check_same_device(who, logits, weight, "sample_weight");
+  return checked_sample_weight(who, weight, dtype);
+}
+
 } // namespace
 
 void check_softmax_focal_options(const std::string& who, const at::Tensor& alpha,
@@ -86,8 +112,8 @@ void check_softmax_focal_options(const std::string& who, const at::Tensor& alpha
 }
 
 at::Tensor sigmoid_focal_loss(const at::Tensor& logits, const at::Tensor& targets,
-                              double alpha, double gamma,
-                              c10::string_view reduction_name) {
+                              double alpha, double gamma, c10::string_view reduction_name,
+                              const optional<at::Tensor>& sample_weight) {
   const std::string who = "proxyloss::sigmoid_focal_loss";
   check_sigmoid_focal_options(who, alpha, gamma);
   const auto reduction = common::parse_reduction(who, std::string(reduction_name));
@@ -124,6 +150,15 @@ at::Tensor sigmoid_focal_loss(const at::Tensor& logits, const at::Tensor& target
   if (alpha >= 0) {
     loss = loss * (alpha * t + (1 - alpha) * (1 - t));
   }
+  if (sample_weight.has_value()) {
+    // Weighted: each element scaled; mean over the weight mass of all elements.
+    const auto w = sigmoid_sample_weight(who, logits, *sample_weight, dtype);
+    const auto weighted = loss * w;
+    const auto out = reduction == Reduction::Mean
+                         ? weighted_mean(weighted.sum(), w.expand_as(loss).sum())
+                         : common::reduce(weighted, reduction, {});
+    return out.to(logits.scalar_type());
+  }
   const auto count = at::full({}, static_cast<double>(loss.numel()), loss.options());
   return common::reduce(loss, reduction, count).to(logits.scalar_type());
 }
@@ -131,7 +166,8 @@ at::Tensor sigmoid_focal_loss(const at::Tensor& logits, const at::Tensor& target
 at::Tensor softmax_focal_loss(const at::Tensor& logits, const at::Tensor& targets,
                               const optional<at::Tensor>& alpha_arg, double gamma,
                               c10::string_view reduction_name, double label_smoothing,
-                              int64_t ignore_index, int64_t background_class) {
+                              int64_t ignore_index, int64_t background_class,
+                              const optional<at::Tensor>& sample_weight) {
   const std::string who = "proxyloss::softmax_focal_loss";
   const at::Tensor alpha_given = alpha_arg.has_value() ? *alpha_arg : at::Tensor();
   check_softmax_focal_option_kinds(who, alpha_given, gamma, label_smoothing);
@@ -184,6 +220,32 @@ at::Tensor softmax_focal_loss(const at::Tensor& logits, const at::Tensor& target
     loss = loss * alpha.to(x.device(), dtype).index_select(0, safe_y.squeeze(1));
   }
   loss = at::where(valid, loss, at::zeros_like(loss));
+
+  if (sample_weight.has_value()) {
+    // Weighted: each row scaled; mean / mean_positive over the weight mass of
+    // the rows they count.
+    const auto w = softmax_sample_weight(who, logits, *sample_weight, dtype);
+    const auto weighted = loss * w;
+    at::Tensor out;
+    switch (reduction) {
+      case FocalReductionName::None:
+        out = weighted;
+        break;
+      case FocalReductionName::Sum:
+        out = weighted.sum();
+        break;
+      case FocalReductionName::Mean:
+        out = weighted_mean(weighted.sum(), at::where(valid, w, at::zeros_like(w)).sum());
+        break;
+      case FocalReductionName::MeanPositive:
+        out = weighted_mean(
+            weighted.sum(),
+            at::where(valid.logical_and(y.ne(background_class)), w, at::zeros_like(w))
+                .sum());
+        break;
+    }
+    return out.to(logits.scalar_type());
+  }
 
   // mean: over the valid rows; mean_positive: over the valid rows that are
   // not background (both at least 1).
