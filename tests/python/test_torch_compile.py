@@ -148,6 +148,9 @@ def test_the_focal_losses_compile_into_one_graph(reduction):
         losses.append((sigmoid, logits, torch.rand(40, 3, dtype=torch.float64)))
     for loss, inputs, labels in losses:
         assert_compiled_equals_eager(lambda x: loss(x, labels), inputs)
+        weight = torch.rand(labels.shape[0], *([1] * (labels.dim() - 1)),
+                            dtype=torch.float64)
+        assert_compiled_equals_eager(lambda x: loss(x, labels, sample_weight=weight), inputs)
 
 
 @needs_fakes
