@@ -14,11 +14,10 @@ without a positive."""
 import math
 import warnings
 
+from proxyloss._errors import warn_user
 from proxyloss._ops import ops
 
 
-def _warn(message):
-    warnings.warn(message, UserWarning, stacklevel=3)
 
 
 def _quietly(op, *args):
@@ -35,7 +34,7 @@ def average_precision(scores, labels):
     scores form one step). 0.0 with a warning when there is no positive."""
     ap = _quietly(ops.average_precision, scores, labels)
     if ap == 0.0:
-        _warn("average_precision: no positive label; returning 0 (as scikit-learn)")
+        warn_user("average_precision: no positive label; returning 0 (as scikit-learn)")
     return ap
 
 
@@ -51,7 +50,7 @@ def roc_auc(scores, labels):
     (ties count one half). NaN with a warning when a class is absent."""
     auc = _quietly(ops.roc_auc, scores, labels)
     if math.isnan(auc):
-        _warn("roc_auc: only one class present in labels; ROC AUC is undefined, "
+        warn_user("roc_auc: only one class present in labels; ROC AUC is undefined, "
               "returning NaN")
     return auc
 
@@ -62,7 +61,7 @@ def recall_at_quantile(scores, labels, quantile, interpolation="higher"):
     (torch.quantile's interpolation). NaN with a warning without positives."""
     recall = _quietly(ops.recall_at_quantile, scores, labels, float(quantile), interpolation)
     if math.isnan(recall):
-        _warn("recall_at_quantile: no positive label; returning NaN")
+        warn_user("recall_at_quantile: no positive label; returning NaN")
     return recall
 
 
