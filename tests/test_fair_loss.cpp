@@ -5,6 +5,7 @@
 #include "support/test_support.h"
 
 #include <proxyloss/fair_loss.h>
+#include <proxyloss/fair_loss_op.h>
 #include <proxyloss/reduction.h>
 
 #include <cmath>
@@ -422,4 +423,256 @@ TEST(FairLoss, InferenceModeGivesTheSameLoss) {
   const auto want = FairLoss()(batch.logits, batch.targets);
   c10::InferenceMode guard;
   EXPECT_TRUE(torch::equal(FairLoss()(batch.logits, batch.targets), want));
+}
+
+// --- sample_weight ---------------------------------------------------------------
+// Our definition (the reference has none), the focal losses' convention:
+// none w_i loss_i, sum their sum, mean their sum over the weight mass of the
+// rows not ignored (1 where that mass is exactly 0).
+
+namespace {
+
+const std::vector<proxyloss::reduction_t>& all_reductions() {
+  static const std::vector<proxyloss::reduction_t> reductions = {
+      torch::kNone, torch::kSum, torch::kMean};
+  return reductions;
+}
+
+FairLossOptions weighted_test_options() {
+  torch::manual_seed(23);
+  return FairLossOptions()
+      .smooth_max_beta(5)
+      .scaling_factor(2)
+      .weight(torch::rand({5}, torch::kDouble) + 0.5)
+      .label_smoothing(0.1);
+}
+
+// Per-row weights for mixed_batch(): one zero, the ignored row (2) weighted.
+torch::Tensor row_weights() {
+  return torch::tensor({0.5, 2.0, 7.0, 0.0, 1.25, 3.0}, torch::kDouble);
+}
+
+// Central differences of a scalar function of a double tensor.
+template <typename Fn>
+torch::Tensor central_differences(Fn&& fn, const torch::Tensor& x, double h = 1e-6) {
+  auto point = x.detach().clone();
+  auto grad = torch::zeros_like(point);
+  auto flat = point.view({-1});
+  auto flat_grad = grad.view({-1});
+  for (int64_t i = 0; i < flat.numel(); ++i) {
+    const double saved = flat[i].item<double>();
+    flat[i] = saved + h;
+    const double up = fn(point).template item<double>();
+    flat[i] = saved - h;
+    const double down = fn(point).template item<double>();
+    flat[i] = saved;
+    flat_grad[i] = (up - down) / (2 * h);
+  }
+  return grad;
+}
+
+} // namespace
+
+TEST(FairLoss, SampleWeightScalesRowsAndMeanDividesByTheMassOfTheRowsNotIgnored) {
+  const auto batch = mixed_batch();
+  const auto w = row_weights();
+  for (const auto& reduction : all_reductions()) {
+    auto o = weighted_test_options();
+    o.reduction(reduction);
+    const auto got = FairLoss(o)->forward(batch.logits, batch.targets, w);
+    const auto want =
+        oracle::weighted_fair_loss(batch.logits, batch.targets, w, params_of(o),
+                                   proxyloss::reduction_kind(reduction));
+    EXPECT_LE(max_abs_diff(got, want), 1e-12) << proxyloss::reduction_name(reduction);
+  }
+  // The mean by hand: the ignored row's weight 7 is not in the denominator.
+  auto o = weighted_test_options();
+  const auto rows = FairLoss(o.reduction(torch::kNone))(batch.logits, batch.targets);
+  const double want = (rows * w).sum().item<double>() / (0.5 + 2.0 + 0.0 + 1.25 + 3.0);
+  EXPECT_NEAR(FairLoss(weighted_test_options())
+                  ->forward(batch.logits, batch.targets, w)
+                  .item<double>(),
+              want, 1e-13);
+}
+
+TEST(FairLoss, SampleWeightGradientMatchesTheOracleAndCentralDifferences) {
+  const auto batch = mixed_batch();
+  const auto w = row_weights();
+  for (const auto& reduction : all_reductions()) {
+    auto o = weighted_test_options();
+    o.reduction(reduction);
+    FairLoss fair(o);
+    const auto kind = proxyloss::reduction_kind(reduction);
+    // A scalar of the loss: the sum of none's rows, each with its own factor.
+    const auto cotangent = kind == proxyloss::Reduction::None
+                               ? torch::linspace(-1.0, 2.0, 6, torch::kDouble)
+                               : torch::ones({}, torch::kDouble);
+    const auto scalar = [&](const torch::Tensor& x) {
+      return (fair->forward(x, batch.targets, w) * cotangent).sum();
+    };
+    auto x = batch.logits.clone().requires_grad_(true);
+    scalar(x).backward();
+    auto y = batch.logits.clone().requires_grad_(true);
+    (oracle::weighted_fair_loss(y, batch.targets, w, params_of(o), kind) * cotangent)
+        .sum()
+        .backward();
+    const std::string name = proxyloss::reduction_name(reduction);
+    EXPECT_LE(max_abs_diff(x.grad(), y.grad()), 1e-12) << name;
+    EXPECT_LE(max_abs_diff(x.grad(), central_differences(scalar, batch.logits)), 1e-8)
+        << name;
+    // Rows of weight 0 and ignored rows get no gradient.
+    EXPECT_EQ(x.grad()[3].abs().sum().item<double>(), 0.0) << name;
+    EXPECT_EQ(x.grad()[2].abs().sum().item<double>(), 0.0) << name;
+  }
+}
+
+// The path without weights is the one before sample_weight existed: the
+// per-row op reduced by its plain sum / count of the rows not ignored.
+TEST(FairLoss, WithoutSampleWeightTheLossIsBitwiseUnchanged) {
+  for (const auto dtype : {torch::kFloat, torch::kDouble}) {
+    const auto batch = mixed_batch(dtype);
+    auto o = weighted_test_options();
+    o.weight(o.weight().to(dtype));
+    const auto rows = proxyloss::ops::fair_loss(batch.logits, batch.targets, o.weight(),
+                                                o.smooth_max_beta(), o.scaling_factor(),
+                                                o.ignore_index(), o.label_smoothing());
+    const auto count = batch.targets.ne(o.ignore_index()).sum();
+    FairLoss mean(o);
+    EXPECT_TRUE(torch::equal(mean(batch.logits, batch.targets), rows.sum() / count));
+    EXPECT_TRUE(torch::equal(mean->forward(batch.logits, batch.targets, torch::Tensor()),
+                             mean(batch.logits, batch.targets)));
+    EXPECT_TRUE(torch::equal(
+        FairLoss(o.reduction(torch::kNone))(batch.logits, batch.targets), rows));
+    EXPECT_TRUE(torch::equal(
+        FairLoss(o.reduction(torch::kSum))(batch.logits, batch.targets), rows.sum()));
+  }
+}
+
+TEST(FairLoss, SampleWeightOfOnesGivesTheUnweightedValues) {
+  const auto batch = mixed_batch();
+  const auto ones = torch::ones({6}, torch::kDouble);
+  for (const auto& reduction : all_reductions()) {
+    auto o = weighted_test_options();
+    FairLoss fair(o.reduction(reduction));
+    EXPECT_LE(max_abs_diff(fair->forward(batch.logits, batch.targets, ones),
+                           fair(batch.logits, batch.targets)),
+              1e-15)
+        << proxyloss::reduction_name(reduction);
+  }
+}
+
+// Weight 0 takes a row out exactly as leaving it out of the batch would.
+TEST(FairLoss, ZeroSampleWeightsLeaveRowsOutOfTheSumAndTheMass) {
+  const auto batch = mixed_batch();
+  const auto w = torch::tensor({1.0, 0.0, 1.0, 2.0, 0.0, 1.0}, torch::kDouble);
+  const auto kept = long_tensor({0, 3, 5}); // nonzero weight, not ignored
+  const auto o = weighted_test_options();
+  const auto got = FairLoss(o)->forward(batch.logits, batch.targets, w);
+  const auto want =
+      FairLoss(o)->forward(batch.logits.index_select(0, kept),
+                           batch.targets.index_select(0, kept), w.index_select(0, kept));
+  EXPECT_NEAR(got.item<double>(), want.item<double>(), 1e-14);
+}
+
+// Zero weight mass (all weights 0, every row ignored, or no rows): the
+// weighted mean divides by 1, giving 0 with a zero gradient, as the focal
+// losses; the unweighted mean of nothing stays NaN (torch's).
+TEST(FairLoss, WeightedMeanOverZeroMassIsZeroWithAZeroGradient) {
+  const auto batch = mixed_batch();
+  auto x = batch.logits.clone().requires_grad_(true);
+  const auto zero =
+      FairLoss()->forward(x, batch.targets, torch::zeros({6}, torch::kDouble));
+  EXPECT_EQ(zero.item<double>(), 0.0);
+  zero.backward();
+  EXPECT_EQ(x.grad().abs().sum().item<double>(), 0.0);
+
+  auto z = torch::randn({3, 4}).requires_grad_(true);
+  const auto all_ignored = long_tensor({-100, -100, -100});
+  const auto w = torch::tensor({1.0f, 2.0f, 3.0f});
+  EXPECT_TRUE(std::isnan(FairLoss()(z, all_ignored).item<float>()));
+  const auto weighted = FairLoss()->forward(z, all_ignored, w);
+  EXPECT_EQ(weighted.item<float>(), 0.0f);
+  weighted.backward();
+  EXPECT_EQ(z.grad().abs().sum().item<float>(), 0.0f);
+  EXPECT_EQ(FairLoss(FairLossOptions().reduction(torch::kSum))
+                ->forward(z, all_ignored, w)
+                .item<float>(),
+            0.0f);
+
+  const auto empty = FairLoss()->forward(
+      torch::zeros({0, 4}), torch::zeros({0}, torch::kLong), torch::zeros({0}));
+  EXPECT_EQ(empty.item<float>(), 0.0f);
+}
+
+TEST(FairLoss, IgnoredRowsWithSampleWeightsContributeNothing) {
+  const auto batch = mixed_batch();
+  const auto w = row_weights(); // row 2, ignored, has weight 7
+  const auto kept = long_tensor({0, 1, 3, 4, 5});
+  for (const auto& reduction : all_reductions()) {
+    auto o = weighted_test_options();
+    FairLoss fair(o.reduction(reduction));
+    auto x = batch.logits.clone().requires_grad_(true);
+    const auto got = fair->forward(x, batch.targets, w);
+    const auto want =
+        fair->forward(batch.logits.index_select(0, kept),
+                      batch.targets.index_select(0, kept), w.index_select(0, kept));
+    const std::string name = proxyloss::reduction_name(reduction);
+    if (proxyloss::reduction_kind(reduction) == proxyloss::Reduction::None) {
+      EXPECT_EQ(got[2].item<double>(), 0.0) << name;
+      EXPECT_LE(max_abs_diff(got.index_select(0, kept), want), 1e-14) << name;
+    } else {
+      EXPECT_NEAR(got.item<double>(), want.item<double>(), 1e-13) << name;
+    }
+    got.sum().backward();
+    EXPECT_EQ(x.grad()[2].abs().sum().item<double>(), 0.0) << name;
+  }
+}
+
+TEST(FairLoss, SampleWeightIsDetachedAndCastToTheComputeDtype) {
+  const auto batch = mixed_batch();
+  auto x = batch.logits.clone().requires_grad_(true);
+  auto w = (torch::rand({6}) + 0.5).requires_grad_(true); // float32, with a graph
+  const auto loss = FairLoss()->forward(x, batch.targets, w);
+  EXPECT_EQ(loss.scalar_type(), torch::kDouble);
+  loss.backward();
+  EXPECT_FALSE(w.grad().defined());
+  EXPECT_TRUE(x.grad().defined());
+  // float16 logits compute in float32, with the weight cast to float32.
+  const auto half = batch.logits.to(torch::kHalf);
+  const auto w64 = row_weights();
+  const auto low = FairLoss(FairLossOptions().reduction(torch::kNone))
+                       ->forward(half, batch.targets, w64);
+  EXPECT_EQ(low.scalar_type(), torch::kHalf);
+  const auto wide =
+      FairLoss(FairLossOptions().reduction(torch::kNone))
+          ->forward(half.to(torch::kFloat), batch.targets, w64.to(torch::kFloat));
+  EXPECT_TRUE(torch::equal(low, wide.to(torch::kHalf)));
+}
+
+TEST(FairLoss, FunctionalTakesSampleWeight) {
+  const auto batch = mixed_batch();
+  const auto o = weighted_test_options();
+  const auto w = row_weights();
+  EXPECT_TRUE(
+      torch::equal(proxyloss::functional::fair_loss(batch.logits, batch.targets, o, w),
+                   FairLoss(o)->forward(batch.logits, batch.targets, w)));
+  EXPECT_TRUE(torch::equal(
+      proxyloss::functional::fair_loss(batch.logits, batch.targets, o, torch::Tensor()),
+      FairLoss(o)(batch.logits, batch.targets)));
+}
+
+// forward's sample_weight is a default argument (FORWARD_HAS_DEFAULT_ARGS),
+// so the type-erased holders call it with two arguments or three.
+TEST(FairLoss, AnyModuleAndSequentialCallForwardWithTwoOrThreeArguments) {
+  const auto batch = mixed_batch();
+  const auto w = row_weights();
+  FairLoss fair(weighted_test_options());
+  torch::nn::AnyModule any(fair);
+  EXPECT_TRUE(torch::equal(any.forward(batch.logits, batch.targets),
+                           fair(batch.logits, batch.targets)));
+  EXPECT_TRUE(torch::equal(any.forward(batch.logits, batch.targets, w),
+                           fair(batch.logits, batch.targets, w)));
+  torch::nn::Sequential sequential(fair);
+  EXPECT_TRUE(torch::equal(sequential->forward(batch.logits, batch.targets),
+                           fair(batch.logits, batch.targets)));
 }

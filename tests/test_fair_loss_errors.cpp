@@ -213,3 +213,64 @@ TEST(FairLossErrors, TheOpChecksItsOwnContract) {
       },
       {"proxyloss::fair_loss", "smooth_max_beta", "got 0"}));
 }
+
+// sample_weight: [N], floating, finite, >= 0, on the device of logits; each
+// violation a c10::ValueError naming the loss and sample_weight.
+TEST(FairLossErrors, BadSampleWeightsAreValueErrorsNamingSampleWeight) {
+  const auto z = torch::randn({4, 3});
+  const auto y = labels({0, 1, 2, 0});
+  FairLoss fair;
+  const auto value_error = [&](const torch::Tensor& w) {
+    try {
+      fair->forward(z, y, w);
+    } catch (const c10::ValueError&) {
+      return true;
+    } catch (...) {
+    }
+    return false;
+  };
+  const auto negative = torch::tensor({1.0f, -2.0f, 1.0f, 1.0f});
+  EXPECT_TRUE(throws_with(
+      [&] { fair->forward(z, y, negative); },
+      {"FairLoss", "sample_weight must be finite and >= 0", "-2", "at rows [1]"}));
+  EXPECT_TRUE(value_error(negative));
+  const auto nan = torch::tensor({1.0f, 1.0f, std::nanf(""), 1.0f});
+  EXPECT_TRUE(throws_with([&] { fair->forward(z, y, nan); },
+                          {"FairLoss", "sample_weight must be finite", "at rows [2]"}));
+  EXPECT_TRUE(value_error(nan));
+  const auto inf = torch::full({4}, kInf, torch::kDouble);
+  EXPECT_TRUE(throws_with([&] { fair->forward(z, y, inf); },
+                          {"FairLoss", "sample_weight must be finite"}));
+  // Checked in its own dtype: a float64 -1e-300 (-0 in float32) is refused.
+  EXPECT_TRUE(value_error(torch::tensor({1.0, -1e-300, 1.0, 1.0}, torch::kDouble)));
+  for (const auto& shape :
+       {std::vector<int64_t>{3}, std::vector<int64_t>{4, 1}, std::vector<int64_t>{}}) {
+    const auto w = torch::ones(shape);
+    EXPECT_TRUE(throws_with([&] { fair->forward(z, y, w); },
+                            {"FairLoss", "sample_weight", "[N] with N = 4"}))
+        << c10::IntArrayRef(shape);
+    EXPECT_TRUE(value_error(w));
+  }
+  const auto integer = torch::ones({4}, torch::kLong);
+  EXPECT_TRUE(throws_with([&] { fair->forward(z, y, integer); },
+                          {"FairLoss", "sample_weight must be floating point", "Long"}));
+  EXPECT_TRUE(value_error(integer));
+  EXPECT_TRUE(throws_with([&] { fair->forward(z, y, torch::ones({4}, torch::kMeta)); },
+                          {"FairLoss", "sample_weight", "device of logits", "meta"}));
+}
+
+TEST(FairLossErrors, TheReducedOpNamesSampleWeight) {
+  EXPECT_TRUE(throws_with(
+      [] {
+        proxyloss::ops::fair_loss_reduced(torch::randn({2, 3}), labels({0, 1}), {}, 10.0,
+                                          10.0, "mean", -100, 0.0,
+                                          torch::tensor({1.0, -1.0}));
+      },
+      {"proxyloss::fair_loss_reduced", "sample_weight must be finite and >= 0"}));
+  EXPECT_TRUE(throws_with(
+      [] {
+        proxyloss::functional::fair_loss(torch::randn({2, 3}), labels({0, 1}), {},
+                                         torch::ones({5}));
+      },
+      {"proxyloss::fair_loss_reduced", "sample_weight", "[N] with N = 2", "[5]"}));
+}

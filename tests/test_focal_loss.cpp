@@ -1242,3 +1242,48 @@ TEST(FocalLossErrors, BadSampleWeightsNameTheLossAndTheArgument) {
   EXPECT_TRUE(
       torch::equal(softmax->forward(x, y, torch::Tensor()), softmax->forward(x, y)));
 }
+
+TEST(FocalLoss, FunctionalFormsTakeSampleWeight) {
+  const auto x = softmax_logits();
+  const auto y = softmax_targets();
+  const auto w = torch::rand({y.size(0)}, torch::kDouble) * 2;
+  const auto options =
+      SoftmaxFocalLossOptions().gamma(1).reduction(proxyloss::kMeanPositive);
+  EXPECT_TRUE(torch::equal(F::softmax_focal_loss(x, y, options, w),
+                           SoftmaxFocalLoss(options)->forward(x, y, w)));
+  EXPECT_TRUE(torch::equal(F::softmax_focal_loss(x, y, options, torch::Tensor()),
+                           F::softmax_focal_loss(x, y, options)));
+  const auto xs = sigmoid_logits();
+  const auto ts = sigmoid_targets();
+  const auto ws = torch::rand({3, 1}, torch::kDouble);
+  const auto sigmoid_options =
+      SigmoidFocalLossOptions().alpha(0.4).reduction(torch::kSum);
+  EXPECT_TRUE(torch::equal(F::sigmoid_focal_loss(xs, ts, sigmoid_options, ws),
+                           SigmoidFocalLoss(sigmoid_options)->forward(xs, ts, ws)));
+  EXPECT_NEAR(F::sigmoid_focal_loss(xs, ts, sigmoid_options, ws).item<double>(),
+              (oracle::sigmoid_focal(xs, ts, 0.4, 2.0) * ws).sum().item<double>(), kTol);
+  EXPECT_TRUE(torch::equal(F::sigmoid_focal_loss(xs, ts, {}, torch::Tensor()),
+                           F::sigmoid_focal_loss(xs, ts)));
+  EXPECT_TRUE(throws_with([&] { F::softmax_focal_loss(x, y, {}, torch::ones({2})); },
+                          {"proxyloss::softmax_focal_loss", "sample_weight", "N = 6"}));
+}
+
+// forward's sample_weight is a default argument (FORWARD_HAS_DEFAULT_ARGS),
+// so the type-erased holders call it with two arguments or three.
+TEST(FocalLoss, AnyModuleAndSequentialCallForwardWithTwoOrThreeArguments) {
+  const auto x = softmax_logits();
+  const auto y = softmax_targets();
+  const auto w = torch::rand({y.size(0)}, torch::kDouble);
+  SoftmaxFocalLoss softmax;
+  torch::nn::AnyModule any_softmax(softmax);
+  EXPECT_TRUE(torch::equal(any_softmax.forward(x, y), softmax(x, y)));
+  EXPECT_TRUE(torch::equal(any_softmax.forward(x, y, w), softmax(x, y, w)));
+  EXPECT_TRUE(torch::equal(torch::nn::Sequential(softmax)->forward(x, y), softmax(x, y)));
+  SigmoidFocalLoss sigmoid;
+  const auto xs = sigmoid_logits();
+  const auto ts = sigmoid_targets();
+  const auto ws = torch::rand({3, 4}, torch::kDouble);
+  torch::nn::AnyModule any_sigmoid(sigmoid);
+  EXPECT_TRUE(torch::equal(any_sigmoid.forward(xs, ts), sigmoid(xs, ts)));
+  EXPECT_TRUE(torch::equal(any_sigmoid.forward(xs, ts, ws), sigmoid(xs, ts, ws)));
+}

@@ -349,3 +349,164 @@ TEST(LossWarmupWrapperErrors, InvalidOptionCombinationsNameTheOptions) {
   EXPECT_TRUE(throws_with([&] { make(O().final_main_weight(1.5)); },
                           {"final_main_weight", "got 1.5"}));
 }
+
+// --- sample_weight ---------------------------------------------------------------
+
+namespace {
+
+// A loss that declares its third argument sample_weight and records what it
+// got (undefined when called with two arguments).
+struct WeightRecordingLossImpl : torch::nn::Cloneable<WeightRecordingLossImpl>,
+                                 proxyloss::SampleWeightedLoss {
+  void reset() override {}
+  torch::Tensor forward(const torch::Tensor& logits, const torch::Tensor& /*targets*/,
+                        const torch::Tensor& sample_weight = {}) {
+    ++calls;
+    seen = sample_weight;
+    return sample_weight.defined() ? (logits.sum(1) * sample_weight).sum() : logits.sum();
+  }
+  int calls = 0;
+  torch::Tensor seen;
+
+ protected:
+  FORWARD_HAS_DEFAULT_ARGS({2, torch::nn::AnyValue(torch::Tensor())})
+};
+TORCH_MODULE(WeightRecordingLoss);
+
+// A two-argument loss that does not declare sample_weight.
+struct TwoArgumentLossImpl : torch::nn::Cloneable<TwoArgumentLossImpl> {
+  void reset() override {}
+  torch::Tensor forward(const torch::Tensor& logits, const torch::Tensor& /*targets*/) {
+    ++calls;
+    return logits.sum() * 2;
+  }
+  int calls = 0;
+};
+TORCH_MODULE(TwoArgumentLoss);
+
+} // namespace
+
+// Warmup, blend and main phase with weighted losses on both sides: each
+// receives the weights; the blend is of the two weighted losses.
+TEST(LossWarmupWrapper, SampleWeightReachesBothLossesWhenBothTakeIt) {
+  proxyloss::compat::ScopedWarningCollector warnings; // FairLoss: no RankingLossControl
+  proxyloss::SoftmaxFocalLoss warmup(proxyloss::SoftmaxFocalLossOptions().gamma(1.5));
+  proxyloss::FairLoss main(
+      proxyloss::FairLossOptions().smooth_max_beta(5).scaling_factor(2));
+  LossWarmupWrapper wrapper(warmup, main,
+                            LossWarmupWrapperOptions().warmup_epochs(1).blend_epochs(1));
+  auto [x, t] = batch(8, 3, 21);
+  const auto w = torch::rand({8}, torch::kDouble) * 2;
+  const double focal = warmup(x, t, w).item<double>();
+  const double fair = main(x, t, w).item<double>();
+  EXPECT_GT(std::abs(focal - warmup(x, t).item<double>()), 1e-6); // the weights matter
+  EXPECT_GT(std::abs(fair - main(x, t).item<double>()), 1e-6);
+  const std::vector<double> main_weight = {0.0, 0.5, 1.0};
+  for (int64_t epoch = 0; epoch < 3; ++epoch) {
+    wrapper->on_train_epoch_start(epoch);
+    wrapper->on_train_batch_start(epoch);
+    const double a = main_weight[epoch];
+    EXPECT_NEAR(wrapper->forward(x, t, w).item<double>(), (1 - a) * focal + a * fair,
+                1e-12)
+        << "epoch " << epoch;
+    EXPECT_TRUE(
+        torch::equal(wrapper->forward(x, t, torch::Tensor()), wrapper->forward(x, t)))
+        << "epoch " << epoch;
+  }
+}
+
+// torch::nn::CrossEntropyLoss is no SampleWeightedLoss: it is called with
+// (logits, targets) while the main loss gets the weights.
+TEST(LossWarmupWrapper, SampleWeightSkipsAWarmupLossThatDoesNotTakeIt) {
+  torch::nn::CrossEntropyLoss warmup;
+  proxyloss::SoftmaxFocalLoss main;
+  proxyloss::compat::ScopedWarningCollector warnings;
+  LossWarmupWrapper wrapper(warmup, main,
+                            LossWarmupWrapperOptions().warmup_epochs(1).blend_epochs(1));
+  auto [x, t] = batch(8, 3, 22);
+  const auto w = torch::rand({8}, torch::kDouble);
+  wrapper->on_train_epoch_start(0);
+  EXPECT_TRUE(torch::equal(wrapper->forward(x, t, w), warmup(x, t)));
+  wrapper->on_train_epoch_start(1);
+  wrapper->on_train_batch_start(1);
+  EXPECT_NEAR(wrapper->forward(x, t, w).item<double>(),
+              0.5 * warmup(x, t).item<double>() + 0.5 * main(x, t, w).item<double>(),
+              1e-12);
+}
+
+// "Takes it" is the proxyloss::SampleWeightedLoss declaration; without
+// weights every loss is called with two arguments.
+TEST(LossWarmupWrapper, SampleWeightGoesToAWarmupLossThatDeclaresIt) {
+  WeightRecordingLoss warmup;
+  TwoArgumentLoss main;
+  proxyloss::compat::ScopedWarningCollector warnings;
+  LossWarmupWrapper wrapper(warmup, main, LossWarmupWrapperOptions().warmup_epochs(1));
+  auto [x, t] = batch(4, 2, 23);
+  const auto w = torch::tensor({1.0, 0.0, 2.0, 0.5}, torch::kDouble);
+  wrapper->on_train_epoch_start(0);
+  EXPECT_NEAR(wrapper->forward(x, t, w).item<double>(),
+              (x.sum(1) * w).sum().item<double>(), 1e-12);
+  ASSERT_TRUE(warmup->seen.defined());
+  EXPECT_TRUE(torch::equal(warmup->seen, w));
+  wrapper->forward(x, t);
+  EXPECT_FALSE(warmup->seen.defined());
+  EXPECT_EQ(warmup->calls, 2);
+  // The main phase: a two-argument main loss without weights works...
+  wrapper->on_train_epoch_start(1);
+  wrapper->on_train_batch_start(4);
+  EXPECT_NEAR(wrapper->forward(x, t).item<double>(), x.sum().item<double>() * 2, 1e-12);
+  // ... and given weights it is an error (the main loss always gets them).
+  EXPECT_TRUE(throws_with([&] { wrapper->forward(x, t, w); },
+                          {"forward() method expects 2 argument(s)", "received 3"}));
+}
+
+TEST(LossWarmupWrapper, IsASampleWeightedLossForAnyModuleAndClones) {
+  proxyloss::compat::ScopedWarningCollector warnings;
+  proxyloss::SoftmaxFocalLoss warmup;
+  proxyloss::FairLoss main;
+  LossWarmupWrapper wrapper(warmup, main, LossWarmupWrapperOptions().warmup_epochs(2));
+  EXPECT_NE(dynamic_cast<proxyloss::SampleWeightedLoss*>(wrapper.get()), nullptr);
+  auto [x, t] = batch(6, 3, 24);
+  const auto w = torch::rand({6}, torch::kDouble);
+  torch::nn::AnyModule any(wrapper);
+  EXPECT_TRUE(torch::equal(any.forward(x, t), warmup(x, t)));
+  EXPECT_TRUE(torch::equal(any.forward(x, t, w), warmup(x, t, w)));
+  const auto copy =
+      std::dynamic_pointer_cast<proxyloss::LossWarmupWrapperImpl>(wrapper->clone());
+  ASSERT_TRUE(copy);
+  EXPECT_TRUE(torch::equal(copy->forward(x, t, w), warmup(x, t, w)));
+}
+
+namespace {
+
+// A per-class main loss that records the weights its forward_per_class got.
+struct PerClassRecordingLossImpl : torch::nn::Cloneable<PerClassRecordingLossImpl>,
+                                   proxyloss::PerClassLoss {
+  void reset() override {}
+  torch::Tensor forward(const torch::Tensor& logits, const torch::Tensor& /*targets*/) {
+    return logits.sum();
+  }
+  std::tuple<torch::Tensor, torch::Tensor, torch::Tensor> forward_per_class(
+      const torch::Tensor& logits, const torch::Tensor& /*targets*/,
+      const torch::Tensor& sample_weight) override {
+    seen = sample_weight;
+    return {logits.sum(), logits.sum(0), torch::ones({logits.size(1)}, torch::kBool)};
+  }
+  torch::Tensor seen;
+};
+TORCH_MODULE(PerClassRecordingLoss);
+
+} // namespace
+
+TEST(LossWarmupWrapper, ForwardPerClassPassesSampleWeightOn) {
+  proxyloss::compat::ScopedWarningCollector warnings;
+  PerClassRecordingLoss main;
+  LossWarmupWrapper wrapper(torch::nn::CrossEntropyLoss(), main);
+  auto [x, t] = batch(4, 2, 25);
+  const auto w = torch::tensor({1.0, 2.0, 0.0, 1.0}, torch::kDouble);
+  wrapper->forward_per_class(x, t, w);
+  ASSERT_TRUE(main->seen.defined());
+  EXPECT_TRUE(torch::equal(main->seen, w));
+  wrapper->forward_per_class(x, t);
+  EXPECT_FALSE(main->seen.defined());
+}

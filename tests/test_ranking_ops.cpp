@@ -23,13 +23,21 @@ namespace {
 
 // recall[c] = mean over the positives of class c of sigmoid((s - t_c) / tau),
 // in plain torch ops (autograd gives the oracle gradient).
+// With `weights` [M]: sum_m w_m sigmoid(...) / sum_m w_m over the positives.
 torch::Tensor soft_recall_oracle(const torch::Tensor& scores, const torch::Tensor& labels,
-                                 const torch::Tensor& thresholds, double tau) {
+                                 const torch::Tensor& thresholds, double tau,
+                                 const torch::Tensor& weights = {}) {
   std::vector<torch::Tensor> recall;
   for (int64_t c = 0; c < scores.size(1); ++c) {
     const auto rows = labels.eq(c).nonzero().squeeze(1);
     const auto column = scores.select(1, c).index_select(0, rows);
-    recall.push_back(torch::sigmoid((column - thresholds[c]) / tau).mean());
+    const auto terms = torch::sigmoid((column - thresholds[c]) / tau);
+    if (weights.defined()) {
+      const auto w = weights.index_select(0, rows);
+      recall.push_back((terms * w).sum() / w.sum());
+    } else {
+      recall.push_back(terms.mean());
+    }
   }
   return torch::stack(recall);
 }
@@ -64,6 +72,45 @@ TEST_P(SoftRecallOp, MatchesThePlainTorchFormulaAndItsGradient) {
     EXPECT_LE(max_abs_diff(x.grad(), want_grad),
               1e-12 * std::max(1.0, max_abs(want_grad)))
         << pool.describe();
+  }
+}
+
+TEST_P(SoftRecallOp, WeightedMatchesThePlainTorchFormulaAndItsGradient) {
+  for (uint64_t seed = 0; seed < 60; ++seed) {
+    const auto pool = test_support::random_pool(seed, torch::kDouble);
+    auto w = torch::rand({pool.scores.size(0)}, torch::kDouble) * 2;
+    w.masked_fill_(torch::rand({pool.scores.size(0)}).lt(0.2), 0.0);
+    if (seed % 3 == 0) {
+      w.masked_fill_(pool.labels.eq(0), 0.0); // class 0's positives weigh nothing
+    }
+    const auto thresholds =
+        proxyloss::ops::selection_quantile(pool.scores, 0.9, "linear").detach();
+    const auto x = pool.scores.clone().requires_grad_(true);
+    const auto y = pool.scores.clone().requires_grad_(true);
+    const auto got = proxyloss::ops::soft_recall(x, pool.labels, thresholds, pool.tau, w);
+    const auto want = soft_recall_oracle(y, pool.labels, thresholds, pool.tau, w);
+    EXPECT_TRUE(torch::equal(torch::isnan(got), torch::isnan(want))) << pool.describe();
+    ASSERT_LE(max_abs_diff(got, want), 1e-13) << pool.describe();
+    const auto weights = torch::randn({pool.scores.size(1)}, torch::kDouble);
+    torch::where(torch::isnan(got), torch::zeros_like(got), got * weights)
+        .sum()
+        .backward();
+    const auto oracle =
+        torch::where(torch::isnan(want), torch::zeros_like(want), want * weights).sum();
+    if (oracle.requires_grad()) {
+      oracle.backward();
+    }
+    const auto want_grad = y.grad().defined() ? y.grad() : torch::zeros_like(y);
+    EXPECT_LE(max_abs_diff(x.grad(), torch::nan_to_num(want_grad)),
+              1e-12 * std::max(1.0, max_abs(want_grad)))
+        << pool.describe();
+    // Unit weights: the unweighted op, to the bit.
+    const auto plain =
+        proxyloss::ops::soft_recall(pool.scores, pool.labels, thresholds, pool.tau);
+    const auto ones =
+        proxyloss::ops::soft_recall(pool.scores, pool.labels, thresholds, pool.tau,
+                                    torch::ones({pool.scores.size(0)}, torch::kDouble));
+    EXPECT_TRUE(torch::equal(torch::nan_to_num(plain), torch::nan_to_num(ones)));
   }
 }
 
@@ -219,6 +266,44 @@ TEST(QueuePushOp, BatchOfAtLeastTheQueueSizeReplacesItWithItsLastRows) {
   EXPECT_EQ(q_ptr.item<int64_t>(), 0);
 }
 
+TEST(QueuePushOp, WeightsAndIidFlagsTravelWithTheirRows) {
+  auto q_logits = torch::zeros({4, 1});
+  auto q_targets = torch::full({4}, -100, torch::kLong);
+  auto q_ptr = torch::tensor({3}, torch::kLong);
+  auto q_weight = torch::ones({4});
+  auto q_iid = torch::ones({4}, torch::kBool);
+  proxyloss::ops::queue_push_(
+      q_logits, q_targets, q_ptr, torch::ones({2, 1}), torch::tensor({0, 1}), q_weight,
+      torch::tensor({0.5, 2.0}, torch::kDouble), q_iid, torch::tensor({false, true}));
+  EXPECT_TRUE(torch::equal(q_weight, torch::tensor({2.0f, 1.0f, 1.0f, 0.5f})));
+  EXPECT_TRUE(torch::equal(q_iid, torch::tensor({true, true, true, false})));
+  // Without weights or flags the rows get 1 and true.
+  proxyloss::ops::queue_push_(q_logits, q_targets, q_ptr, torch::ones({2, 1}),
+                              torch::tensor({0, 1}), q_weight, c10::nullopt, q_iid);
+  EXPECT_TRUE(torch::equal(q_weight, torch::tensor({2.0f, 1.0f, 1.0f, 0.5f})));
+  proxyloss::ops::queue_push_(q_logits, q_targets, q_ptr, torch::ones({5, 1}),
+                              torch::zeros({5}, torch::kLong), q_weight,
+                              torch::arange(5).to(torch::kFloat), q_iid,
+                              torch::tensor({true, true, false, true, false}));
+  EXPECT_TRUE(torch::equal(q_weight, torch::tensor({1.0f, 2.0f, 3.0f, 4.0f})));
+  EXPECT_TRUE(torch::equal(q_iid, torch::tensor({true, false, true, false})));
+  EXPECT_EQ(q_ptr.item<int64_t>(), 0);
+  EXPECT_TRUE(throws_with(
+      [&] {
+        proxyloss::ops::queue_push_(q_logits, q_targets, q_ptr, torch::ones({1, 1}),
+                                    torch::zeros({1}, torch::kLong), q_weight,
+                                    torch::tensor({-1.0f}));
+      },
+      {"sample_weight", "finite and >= 0"}));
+  EXPECT_TRUE(throws_with(
+      [&] {
+        proxyloss::ops::queue_push_(q_logits, q_targets, q_ptr, torch::ones({1, 1}),
+                                    torch::zeros({1}, torch::kLong), c10::nullopt,
+                                    torch::tensor({1.0f}));
+      },
+      {"sample_weight needs queue_weight"}));
+}
+
 TEST(QueuePushOp, EmptyBatchChangesNothingAndBadBuffersAreErrors) {
   auto q_logits = torch::ones({4, 2});
   auto q_targets = torch::zeros({4}, torch::kLong);
@@ -247,19 +332,84 @@ TEST(RankingPoolOp, DropsIgnoredRowsAppendsTheQueueAndReportsEvents) {
   const auto targets = torch::tensor({1, -100, 0}, torch::kLong);
   const auto q_logits = torch::tensor({{2.0f, 3.0f}, {0.0f, 0.0f}});
   const auto q_targets = torch::tensor({0, -100}, torch::kLong);
-  torch::Tensor scores, labels, events;
-  std::tie(scores, labels, events) = proxyloss::ops::ranking_pool(
+  torch::Tensor scores, labels, events, weights;
+  std::tie(scores, labels, events, weights) = proxyloss::ops::ranking_pool(
       logits, targets, q_logits, q_targets, 2, -100, c10::nullopt);
   EXPECT_TRUE(torch::equal(
       scores, torch::tensor({{0.5, 1.0}, {0.3, 0.4}, {2.0, 3.0}}, torch::kDouble)));
   EXPECT_TRUE(torch::equal(labels, torch::tensor({1, 0, 0})));
   EXPECT_TRUE(torch::equal(events, torch::tensor({false, false, false, false})));
+  EXPECT_TRUE(torch::equal(weights, torch::ones({3}, torch::kDouble)));
+}
+
+TEST(RankingPoolOp, CarriesTheWeightsWithTheirRows) {
+  const auto logits = torch::tensor({{0.5, 1.0}, {0.1, 0.2}, {0.3, 0.4}}, torch::kDouble);
+  const auto targets = torch::tensor({1, -100, 0}, torch::kLong);
+  const auto q_logits = torch::tensor({{2.0f, 3.0f}, {0.0f, 0.0f}, {1.0f, 1.0f}});
+  const auto q_targets = torch::tensor({0, -100, 1}, torch::kLong);
+  const auto live_w = torch::tensor({0.5f, 7.0f, 0.0f}); // any floating dtype
+  const auto queue_w = torch::tensor({2.0f, 9.0f, 3.0f});
+  auto weights = std::get<3>(proxyloss::ops::ranking_pool(
+      logits, targets, q_logits, q_targets, 2, -100, c10::nullopt, live_w, queue_w));
+  EXPECT_TRUE(torch::equal(weights, torch::tensor({0.5, 0.0, 2.0, 3.0}, torch::kDouble)));
+  // Weights on one side only: 1 on the other.
+  weights = std::get<3>(proxyloss::ops::ranking_pool(logits, targets, q_logits, q_targets,
+                                                     2, -100, c10::nullopt, live_w));
+  EXPECT_TRUE(torch::equal(weights, torch::tensor({0.5, 0.0, 1.0, 1.0}, torch::kDouble)));
+  weights = std::get<3>(proxyloss::ops::ranking_pool(logits, targets, q_logits, q_targets,
+                                                     2, -100, c10::nullopt, c10::nullopt,
+                                                     queue_w));
+  EXPECT_TRUE(torch::equal(weights, torch::tensor({1.0, 1.0, 2.0, 3.0}, torch::kDouble)));
+  // Subsampled: each kept row keeps its own weight (weight = 10 * row + 1).
+  const auto many = torch::randn({40, 2});
+  const auto many_targets = torch::arange(40) % 2;
+  const auto row_weights = torch::arange(40).to(torch::kFloat) * 10 + 1;
+  torch::Tensor scores, labels, events;
+  std::tie(scores, labels, events, weights) = proxyloss::ops::ranking_pool(
+      many, many_targets, c10::nullopt, c10::nullopt, 2, -100, 8, row_weights);
+  ASSERT_EQ(weights.size(0), 8);
+  for (int64_t i = 0; i < 8; ++i) {
+    const int64_t row = (weights[i].item<int64_t>() - 1) / 10;
+    EXPECT_TRUE(torch::equal(scores[i], many[row]));
+    EXPECT_EQ(labels[i].item<int64_t>(), many_targets[row].item<int64_t>());
+  }
+}
+
+TEST(RankingPoolOp, RefusesBadWeightsNamingThem) {
+  const auto logits = torch::randn({3, 2});
+  const auto targets = torch::tensor({0, 1, 0});
+  const auto q_logits = torch::randn({2, 2});
+  const auto q_targets = torch::tensor({0, 1});
+  const auto pool = [&](const c10::optional<torch::Tensor>& w,
+                        const c10::optional<torch::Tensor>& queue_w, bool with_queue) {
+    proxyloss::ops::ranking_pool(
+        logits, targets,
+        with_queue ? c10::optional<torch::Tensor>(q_logits) : c10::nullopt,
+        with_queue ? c10::optional<torch::Tensor>(q_targets) : c10::nullopt, 2, -100,
+        c10::nullopt, w, queue_w);
+  };
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  for (const auto& bad :
+       {torch::tensor({1.0, -1.0, 1.0}), torch::tensor({1.0, nan, 1.0}),
+        torch::tensor({1.0, std::numeric_limits<double>::infinity(), 1.0})}) {
+    EXPECT_TRUE(throws_with([&] { pool(bad, c10::nullopt, false); },
+                            {"sample_weight must be finite and >= 0"}));
+  }
+  EXPECT_TRUE(throws_with([&] { pool(torch::ones({2}), c10::nullopt, false); },
+                          {"sample_weight must have shape [N] with N = 3"}));
+  EXPECT_TRUE(
+      throws_with([&] { pool(torch::ones({3}, torch::kLong), c10::nullopt, false); },
+                  {"sample_weight must be floating point"}));
+  EXPECT_TRUE(throws_with([&] { pool(c10::nullopt, torch::ones({2}), false); },
+                          {"queue_weight needs queue_logits and queue_targets"}));
+  EXPECT_TRUE(throws_with([&] { pool(c10::nullopt, torch::ones({3}), true); },
+                          {"queue_weight must have shape [Q] with Q = 2"}));
 }
 
 TEST(RankingPoolOp, BinaryModeRelabelsAndFlagsUnexpectedTargets) {
   const auto logits = torch::randn({4, 1});
-  torch::Tensor scores, labels, events;
-  std::tie(scores, labels, events) =
+  torch::Tensor scores, labels, events, weights;
+  std::tie(scores, labels, events, weights) =
       proxyloss::ops::ranking_pool(logits, torch::tensor({0, 1, 3, -100}), c10::nullopt,
                                    c10::nullopt, 1, -100, c10::nullopt);
   EXPECT_TRUE(torch::equal(labels, torch::tensor({-1, 0, 0})));

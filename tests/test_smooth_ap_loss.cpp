@@ -244,7 +244,8 @@ TEST(SmoothAPLoss, ForwardPerClassMatchesForwardInOnePass) {
 TEST(SmoothAPLoss, QueueBuffersAreNamedAsTheContract) {
   SmoothAPLoss loss(SmoothAPLossOptions(3).queue_size(10).ignore_index(-5));
   auto buffers = loss->named_buffers();
-  ASSERT_EQ(buffers.size(), 3u);
+  ASSERT_EQ(buffers.size(), 4u);
+  EXPECT_TRUE(torch::equal(buffers["queue_weight"], torch::ones({10})));
   EXPECT_EQ(buffers["queue_logits"].sizes(), torch::IntArrayRef({10, 3}));
   EXPECT_EQ(buffers["queue_targets"].sizes(), torch::IntArrayRef({10}));
   EXPECT_TRUE(buffers["queue_targets"].eq(-5).all().item<bool>());
@@ -548,4 +549,123 @@ TEST(SmoothAPLoss, ImplementsRankingLossControl) {
   loss->forward(x, t);
   control.reset_queue();
   EXPECT_EQ(loss->named_buffers()["queue_ptr"].item<int64_t>(), 0);
+}
+
+// --- sample weights -----------------------------------------------------------------
+
+TEST(SmoothAPLoss, SampleWeightsWeighThePositivesOfTheWholePoolQueueIncluded) {
+  torch::manual_seed(21);
+  SmoothAPLoss loss(SmoothAPLossOptions(3).queue_size(12).temperature(0.1));
+  std::vector<torch::Tensor> rows, labels, weights;
+  for (int step = 0; step < 4; ++step) {
+    const auto x = torch::randn({5, 3}, torch::kDouble);
+    const auto t = torch::arange(5).remainder(3);
+    // Weighted, unweighted, weighted with a zero, unweighted.
+    const auto w = step % 2 == 0 ? torch::rand({5}, torch::kDouble) * (step == 2 ? 0 : 2)
+                                 : torch::Tensor();
+    const auto live = x.clone().requires_grad_(true);
+    auto got = loss->forward_per_class(live, t, w);
+    // The oracle: the op on the same pool, the queue's rows and weights given
+    // explicitly (the queue holds the previous steps' last 12 rows, in its
+    // float32 buffers).
+    const auto queue_w = torch::cat(
+        weights.empty() ? std::vector<torch::Tensor>{torch::zeros({0}, torch::kDouble)}
+                        : weights);
+    const int64_t queued = queue_w.size(0);
+    const auto all_rows =
+        rows.empty() ? torch::zeros({0, 3}, torch::kDouble) : torch::cat(rows);
+    const auto all_labels =
+        labels.empty() ? torch::zeros({0}, torch::kLong) : torch::cat(labels);
+    const int64_t keep = std::min<int64_t>(queued, 12);
+    const auto reference = live.detach().clone().requires_grad_(true);
+    const auto want = proxyloss::ops::smooth_ap_loss(
+        reference, t, all_rows.narrow(0, queued - keep, keep).to(torch::kFloat),
+        all_labels.narrow(0, queued - keep, keep), 3, 0.1, "mean", -100, c10::nullopt,
+        w.defined() ? w : torch::ones({5}, torch::kDouble),
+        queue_w.narrow(0, queued - keep, keep).to(torch::kFloat));
+    EXPECT_LE(max_abs_diff(std::get<0>(got), std::get<0>(want)), 1e-12)
+        << "step " << step;
+    EXPECT_TRUE(torch::equal(std::get<2>(got), std::get<2>(want))) << "step " << step;
+    std::get<0>(got).backward();
+    std::get<0>(want).backward();
+    EXPECT_LE(max_abs_diff(live.grad(), reference.grad()), 1e-12) << "step " << step;
+    rows.push_back(x);
+    labels.push_back(t);
+    weights.push_back(w.defined() ? w : torch::ones({5}, torch::kDouble));
+  }
+  // The queue holds the last 12 rows' weights (the ring starts at slot 20 % 12).
+  const auto last = torch::cat(weights).narrow(0, 8, 12).to(torch::kFloat);
+  EXPECT_TRUE(torch::equal(loss->queue_weight.roll(-(20 % 12)), last));
+}
+
+TEST(SmoothAPLoss, UnitSampleWeightsAreBitwiseTheUnweightedLoss) {
+  torch::manual_seed(22);
+  SmoothAPLoss plain(SmoothAPLossOptions(2).queue_size(16));
+  SmoothAPLoss weighted(SmoothAPLossOptions(2).queue_size(16));
+  for (int step = 0; step < 3; ++step) {
+    const auto x = torch::randn({7, 2});
+    const auto t = torch::arange(7).remainder(2);
+    EXPECT_TRUE(
+        torch::equal(plain->forward(x, t), weighted->forward(x, t, torch::ones({7}))));
+  }
+}
+
+TEST(SmoothAPLoss, BadSampleWeightsAreErrorsNamingTheLoss) {
+  SmoothAPLoss loss(SmoothAPLossOptions(2).queue_size(8));
+  const auto x = torch::randn({4, 2});
+  const auto t = torch::tensor({0, 1, 0, 1});
+  EXPECT_TRUE(test_support::throws_with(
+      [&] { loss->forward(x, t, -torch::ones({4})); },
+      {"SmoothAPLoss", "sample_weight must be finite and >= 0"}));
+  EXPECT_TRUE(
+      test_support::throws_with([&] { loss->forward(x, t, torch::ones({3})); },
+                                {"SmoothAPLoss", "sample_weight must have shape [N]"}));
+  EXPECT_EQ(loss->queue_ptr.item<int64_t>(), 0); // nothing was queued
+}
+
+TEST(SmoothAPLoss, FunctionalFormTakesSampleWeights) {
+  torch::manual_seed(24);
+  const auto x = torch::randn({9, 3}, torch::kDouble);
+  const auto t = torch::arange(9).remainder(3);
+  const auto w = torch::rand({9}, torch::kDouble);
+  SmoothAPLoss module(SmoothAPLossOptions(3).queue_size(0));
+  EXPECT_TRUE(torch::equal(proxyloss::functional::smooth_ap_loss(x, t, 3, w),
+                           module->forward(x, t, w)));
+}
+
+TEST(SmoothAPLoss, AnyModuleCallsItWithTwoArguments) {
+  torch::nn::AnyModule any(SmoothAPLoss(SmoothAPLossOptions(2).queue_size(0)));
+  const auto x = torch::randn({6, 2});
+  const auto t = torch::arange(6).remainder(2);
+  SmoothAPLoss direct(SmoothAPLossOptions(2).queue_size(0));
+  EXPECT_TRUE(torch::equal(any.forward(x, t), direct->forward(x, t)));
+  EXPECT_TRUE(torch::equal(any.forward(x, t, torch::ones({6})), direct->forward(x, t)));
+}
+
+TEST(SmoothAPLoss, WeightedQueueRoundTripsACheckpointAndOldCheckpointsLoadUnweighted) {
+  torch::manual_seed(23);
+  SmoothAPLoss saved(SmoothAPLossOptions(2).queue_size(8));
+  saved->forward(torch::randn({5, 2}), torch::arange(5).remainder(2), torch::rand({5}));
+  std::ostringstream out;
+  torch::save(saved, out);
+  SmoothAPLoss loaded(SmoothAPLossOptions(2).queue_size(8));
+  std::istringstream in(out.str());
+  torch::load(loaded, in);
+  EXPECT_TRUE(torch::equal(loaded->queue_weight, saved->queue_weight));
+  const auto x = torch::randn({4, 2});
+  const auto t = torch::tensor({0, 1, 1, 0});
+  // Without weights of their own, both weigh the queued rows as stored.
+  EXPECT_TRUE(torch::equal(loaded->forward(x, t), saved->forward(x, t)));
+
+  // A checkpoint written before queue_weight existed: its three buffers only.
+  torch::serialize::OutputArchive old_archive;
+  old_archive.write("queue_logits", saved->queue_logits, /*is_buffer=*/true);
+  old_archive.write("queue_targets", saved->queue_targets, /*is_buffer=*/true);
+  old_archive.write("queue_ptr", saved->queue_ptr, /*is_buffer=*/true);
+  std::ostringstream old_bytes;
+  old_archive.save_to(old_bytes);
+  std::istringstream old_in(old_bytes.str());
+  torch::load(loaded, old_in);
+  EXPECT_TRUE(torch::equal(loaded->queue_weight, torch::ones({8})));
+  EXPECT_TRUE(torch::equal(loaded->queue_logits, saved->queue_logits));
 }

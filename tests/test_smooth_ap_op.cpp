@@ -116,6 +116,107 @@ TEST_P(SmoothAPOp, GradientMatchesCentralDifferencesInDouble) {
   }
 }
 
+// Per-row weights of a pool: random in [0, 2), some exactly 0, and (every
+// third seed) all the positives of class 0 at 0.
+torch::Tensor random_row_weights(const test_support::RandomPool& pool, uint64_t seed) {
+  auto w = torch::rand({pool.scores.size(0)}, torch::kDouble) * 2;
+  w.masked_fill_(torch::rand({pool.scores.size(0)}).lt(0.2), 0.0);
+  if (seed % 3 == 0) {
+    w.masked_fill_(pool.labels.eq(0), 0.0);
+  }
+  return w;
+}
+
+TEST_P(SmoothAPOp, WeightedMatchesDenseOracleOnRandomPools) {
+  for (uint64_t seed = 0; seed < 90; ++seed) {
+    const auto dtype = seed % 2 ? torch::kFloat : torch::kDouble;
+    const auto pool = test_support::random_pool(seed, dtype);
+    const auto w = random_row_weights(pool, seed);
+    const auto class_weights = torch::randn({pool.scores.size(1)}, torch::kDouble);
+    auto x = pool.scores.clone().requires_grad_(true);
+    const auto ap = proxyloss::ops::smooth_ap(x, pool.labels, pool.tau, w.to(dtype));
+    weighted_sum(ap, class_weights.to(dtype)).backward();
+    auto y = pool.scores.to(torch::kDouble).clone().requires_grad_(true);
+    const auto want = oracle::op_ap(y, pool.labels, pool.tau, w);
+    const auto loss = weighted_sum(want, class_weights);
+    const auto want_grad = loss.requires_grad()
+                               ? torch::autograd::grad({loss}, {y}, {}, {}, true)[0]
+                               : torch::zeros_like(y);
+    const double tol = dtype == torch::kFloat ? kFloatTol : kDoubleTol;
+    // NaN exactly where the oracle is NaN (no positive, or no positive weight).
+    EXPECT_TRUE(torch::equal(torch::isnan(ap), torch::isnan(want))) << pool.describe();
+    EXPECT_LE(max_abs_diff(ap, want), tol) << pool.describe();
+    const auto grad = x.grad().defined() ? x.grad() : torch::zeros_like(x);
+    EXPECT_LE(max_abs_diff(torch::nan_to_num(grad), torch::nan_to_num(want_grad)),
+              tol * std::max(1.0, max_abs(want_grad)))
+        << pool.describe();
+  }
+}
+
+TEST_P(SmoothAPOp, UnitWeightsAreBitwiseTheUnweightedOp) {
+  for (uint64_t seed = 0; seed < 30; ++seed) {
+    const auto pool =
+        test_support::random_pool(seed, seed % 2 ? torch::kFloat : torch::kDouble);
+    const auto class_weights =
+        torch::randn({pool.scores.size(1)}, pool.scores.scalar_type());
+    auto x = pool.scores.clone().requires_grad_(true);
+    auto y = pool.scores.clone().requires_grad_(true);
+    const auto plain = proxyloss::ops::smooth_ap(x, pool.labels, pool.tau);
+    const auto ones = proxyloss::ops::smooth_ap(
+        y, pool.labels, pool.tau,
+        torch::ones({pool.scores.size(0)}, pool.scores.options()));
+    EXPECT_TRUE(torch::equal(torch::nan_to_num(plain), torch::nan_to_num(ones)));
+    weighted_sum(plain, class_weights).backward();
+    weighted_sum(ones, class_weights).backward();
+    if (x.grad().defined()) {
+      EXPECT_TRUE(torch::equal(x.grad(), y.grad())) << pool.describe();
+    }
+  }
+}
+
+TEST_P(SmoothAPOp, WeightedGradientMatchesCentralDifferencesInDouble) {
+  for (uint64_t seed = 0; seed < 4; ++seed) {
+    torch::manual_seed(seed);
+    const int64_t M = 12 + seed;
+    const int64_t C = 1 + seed % 3;
+    const double tau = seed % 2 ? 0.5 : 0.1;
+    const auto scores = torch::randn({M, C}, torch::kDouble);
+    auto labels = torch::randint(-1, C, {M}, torch::kLong);
+    labels[0] = 0;
+    const auto w = torch::rand({M}, torch::kDouble) + 0.1;
+    const auto class_weights = torch::randn({C}, torch::kDouble);
+    auto f = [&](const torch::Tensor& s) {
+      torch::NoGradGuard no_grad;
+      return weighted_sum(proxyloss::ops::smooth_ap(s, labels, tau, w), class_weights)
+          .item<double>();
+    };
+    auto x = scores.clone().requires_grad_(true);
+    weighted_sum(proxyloss::ops::smooth_ap(x, labels, tau, w), class_weights).backward();
+    const double eps = 1e-6;
+    for (int64_t m = 0; m < M; ++m) {
+      for (int64_t c = 0; c < C; ++c) {
+        auto plus = scores.clone();
+        auto minus = scores.clone();
+        plus[m][c] += eps;
+        minus[m][c] -= eps;
+        EXPECT_NEAR(x.grad()[m][c].item<double>(), (f(plus) - f(minus)) / (2 * eps), 1e-7)
+            << "seed " << seed << " row " << m << " class " << c;
+      }
+    }
+  }
+}
+
+TEST_P(SmoothAPOp, BadWeightsAreRefusedNamingThem) {
+  const auto scores = torch::randn({4, 2});
+  const auto labels = torch::tensor({0, 1, 0, -1});
+  EXPECT_TRUE(test_support::throws_with(
+      [&] { proxyloss::ops::smooth_ap(scores, labels, 0.1, torch::ones({3})); },
+      {"weights must be 1-D [M] with M = 4"}));
+  EXPECT_TRUE(test_support::throws_with(
+      [&] { proxyloss::ops::smooth_ap(scores, labels, 0.1, -torch::ones({4})); },
+      {"weights must be finite and >= 0"}));
+}
+
 TEST_P(SmoothAPOp, ClassWithoutPositivesIsNaNAndGetsNoGradient) {
   auto scores = torch::randn({6, 3}, torch::kDouble).requires_grad_(true);
   const auto labels = torch::tensor({0, 0, 1, -1, 1, 0}, torch::kLong);

@@ -14,12 +14,25 @@
 // other rows, not weighted by class weight; NaN when there is none, as
 // torch's mean of nothing). Computed by a fused op: one pass per row forward
 // and backward, numerically stable for any finite beta, k and logits.
+//
+// Per-sample weights (sample_weight, w [N]; pytorch-fairloss has none, this
+// is our definition, the focal losses' convention): with loss_i as above
+// (0 at ignored rows),
+//   none: w_i loss_i;   sum: sum_i w_i loss_i;
+//   mean: sum_i w_i loss_i / sum_{i not ignored} w_i,
+// divided by 1 instead where that mass is exactly 0 (all weights zero, every
+// row ignored, or no rows): 0 with a zero gradient, where the unweighted mean
+// is NaN. The class weights stay inside CE_i and do not enter the
+// denominator. The weights receive no gradient.
 #pragma once
 
 #include "proxyloss/reduction.h"
+#include "proxyloss/sample_weighted_loss.h"
 
 #include <torch/arg.h>
 #include <torch/nn/cloneable.h>
+#include <torch/nn/modules/common.h>
+#include <torch/nn/modules/container/any_value.h>
 #include <torch/nn/pimpl.h>
 #include <torch/types.h>
 
@@ -42,7 +55,8 @@ struct FairLossOptions {
   TORCH_ARG(double, label_smoothing) = 0.0;
 };
 
-class FairLossImpl : public torch::nn::Cloneable<FairLossImpl> {
+class FairLossImpl : public torch::nn::Cloneable<FairLossImpl>,
+                     public SampleWeightedLoss {
  public:
   explicit FairLossImpl(FairLossOptions options = {});
 
@@ -58,11 +72,20 @@ class FairLossImpl : public torch::nn::Cloneable<FairLossImpl> {
   // logits [N, C] floating (float16/bfloat16 computed in float32), targets
   // [N] integer in [0, C) or ignore_index. Scalar for mean and sum, [N] for
   // none, in the dtype of logits. Uses the `weight` buffer.
-  torch::Tensor forward(const torch::Tensor& logits, const torch::Tensor& targets);
+  // sample_weight: undefined (no weights: the loss above, unchanged), or
+  // per-row weights [N], floating, finite, >= 0 (else a c10::ValueError
+  // naming sample_weight), detached, on the device of logits; reductions as
+  // in the header comment. torch::nn::AnyModule (and Sequential) may call it
+  // with two arguments or three.
+  torch::Tensor forward(const torch::Tensor& logits, const torch::Tensor& targets,
+                        const torch::Tensor& sample_weight = {});
 
   FairLossOptions options;
   // The class weights in use (buffer "weight"); undefined for none.
   torch::Tensor weight;
+
+ protected:
+  FORWARD_HAS_DEFAULT_ARGS({2, torch::nn::AnyValue(torch::Tensor())})
 };
 
 TORCH_MODULE(FairLoss);
@@ -71,9 +94,11 @@ namespace functional {
 
 using FairLossFuncOptions = FairLossOptions;
 
-// The same loss as proxyloss::FairLoss, with options.weight as class weights.
+// The same loss as proxyloss::FairLoss(options)->forward(logits, targets,
+// sample_weight), with options.weight as class weights.
 torch::Tensor fair_loss(const torch::Tensor& logits, const torch::Tensor& targets,
-                        const FairLossFuncOptions& options = {});
+                        const FairLossFuncOptions& options = {},
+                        const torch::Tensor& sample_weight = {});
 
 } // namespace functional
 } // namespace proxyloss

@@ -36,10 +36,18 @@ at::Tensor fair_loss(const at::Tensor& logits, const at::Tensor& targets,
 // integer targets, weight in any floating dtype; reduction "none" (the rows
 // of fair_loss), "sum", or "mean" (over the rows not ignored; NaN when every
 // row is). The result has the logits' dtype.
+// sample_weight: nullopt (the above, unchanged), or per-row weights w [N]
+// (floating, finite, >= 0; detached and cast to the compute dtype; a
+// ValueError naming sample_weight otherwise), as the focal losses take them:
+//   none: w_i loss_i (0 at ignored rows); sum: sum_i w_i loss_i;
+//   mean: sum_i w_i loss_i / sum_{i not ignored} w_i, divided by 1 instead
+//         where that mass is exactly 0 (all-zero weights, every row ignored,
+//         no rows): 0 with a zero gradient, not NaN.
 at::Tensor fair_loss_reduced(const at::Tensor& logits, const at::Tensor& targets,
                              const optional<at::Tensor>& weight, double smooth_max_beta,
                              double scaling_factor, const std::string& reduction,
-                             int64_t ignore_index, double label_smoothing);
+                             int64_t ignore_index, double label_smoothing,
+                             const optional<at::Tensor>& sample_weight = c10::nullopt);
 
 } // namespace ops
 } // namespace proxyloss

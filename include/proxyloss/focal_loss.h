@@ -31,9 +31,12 @@
 
 #include "proxyloss/compat.h"
 #include "proxyloss/reduction.h"
+#include "proxyloss/sample_weighted_loss.h"
 
 #include <torch/arg.h>
 #include <torch/nn/cloneable.h>
+#include <torch/nn/modules/common.h>
+#include <torch/nn/modules/container/any_value.h>
 #include <torch/nn/pimpl.h>
 #include <torch/types.h>
 
@@ -95,7 +98,8 @@ struct SigmoidFocalLossOptions {
   TORCH_ARG(reduction_t, reduction) = torch::kMean;
 };
 
-class SigmoidFocalLossImpl : public torch::nn::Cloneable<SigmoidFocalLossImpl> {
+class SigmoidFocalLossImpl : public torch::nn::Cloneable<SigmoidFocalLossImpl>,
+                             public SampleWeightedLoss {
  public:
   explicit SigmoidFocalLossImpl(SigmoidFocalLossOptions options = {});
 
@@ -111,10 +115,15 @@ class SigmoidFocalLossImpl : public torch::nn::Cloneable<SigmoidFocalLossImpl> {
   // finite, >= 0, detached: none scales each element, sum adds the scaled
   // elements, mean divides that sum by the weight mass over all elements (1
   // where that mass is exactly 0). As imbalanced-losses 0.6.0.
+  // torch::nn::AnyModule (and Sequential) may call it with two arguments or
+  // three.
   torch::Tensor forward(const torch::Tensor& logits, const torch::Tensor& targets,
                         const torch::Tensor& sample_weight = {});
 
   SigmoidFocalLossOptions options;
+
+ protected:
+  FORWARD_HAS_DEFAULT_ARGS({2, torch::nn::AnyValue(torch::Tensor())})
 };
 
 TORCH_MODULE(SigmoidFocalLoss);
@@ -140,7 +149,8 @@ struct SoftmaxFocalLossOptions {
   TORCH_ARG(int64_t, background_class) = 0;
 };
 
-class SoftmaxFocalLossImpl : public torch::nn::Cloneable<SoftmaxFocalLossImpl> {
+class SoftmaxFocalLossImpl : public torch::nn::Cloneable<SoftmaxFocalLossImpl>,
+                             public SampleWeightedLoss {
  public:
   explicit SoftmaxFocalLossImpl(SoftmaxFocalLossOptions options = {});
 
@@ -154,11 +164,15 @@ class SoftmaxFocalLossImpl : public torch::nn::Cloneable<SoftmaxFocalLossImpl> {
   // floating, finite, >= 0, detached: none scales each row, sum adds the
   // scaled rows, mean and kMeanPositive divide that sum by the weight mass of
   // the rows they count (1 where that mass is exactly 0). As
-  // imbalanced-losses 0.6.0.
+  // imbalanced-losses 0.6.0. torch::nn::AnyModule (and Sequential) may call
+  // it with two arguments or three.
   torch::Tensor forward(const torch::Tensor& logits, const torch::Tensor& targets,
                         const torch::Tensor& sample_weight = {});
 
   SoftmaxFocalLossOptions options;
+
+ protected:
+  FORWARD_HAS_DEFAULT_ARGS({2, torch::nn::AnyValue(torch::Tensor())})
 };
 
 TORCH_MODULE(SoftmaxFocalLoss);
@@ -170,15 +184,19 @@ namespace functional {
 using SigmoidFocalLossFuncOptions = SigmoidFocalLossOptions;
 using SoftmaxFocalLossFuncOptions = SoftmaxFocalLossOptions;
 
-// The same as SigmoidFocalLoss(options)->forward(logits, targets).
+// The same as SigmoidFocalLoss(options)->forward(logits, targets,
+// sample_weight) (undefined sample_weight: no weights).
 torch::Tensor sigmoid_focal_loss(const torch::Tensor& logits,
                                  const torch::Tensor& targets,
-                                 const SigmoidFocalLossFuncOptions& options = {});
+                                 const SigmoidFocalLossFuncOptions& options = {},
+                                 const torch::Tensor& sample_weight = {});
 
-// The same as SoftmaxFocalLoss(options)->forward(logits, targets).
+// The same as SoftmaxFocalLoss(options)->forward(logits, targets,
+// sample_weight) (undefined sample_weight: no weights).
 torch::Tensor softmax_focal_loss(const torch::Tensor& logits,
                                  const torch::Tensor& targets,
-                                 const SoftmaxFocalLossFuncOptions& options = {});
+                                 const SoftmaxFocalLossFuncOptions& options = {},
+                                 const torch::Tensor& sample_weight = {});
 
 } // namespace functional
 } // namespace proxyloss

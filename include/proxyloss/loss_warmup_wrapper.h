@@ -13,14 +13,28 @@
 // reach the ranking. Temperature and queue are driven through
 // proxyloss::RankingLossControl; a main loss without it gets one warning and
 // no schedule.
+//
+// Per-sample weights: forward(logits, targets, sample_weight) passes a
+// defined sample_weight to the main loss always (as its forward's third
+// argument: a main loss whose forward takes two arguments then fails with
+// AnyModule's argument-count error), and to the warmup loss only when the
+// warmup loss implements proxyloss::SampleWeightedLoss (FairLoss, the
+// focal and the ranking losses do; torch::nn::CrossEntropyLoss does not and gets
+// (logits, targets)). That declaration is how "accepts" is decided: an
+// AnyModule does not expose its forward's arity, and C++ has no parameter
+// names to look for (the Python wrapper inspects the signature for a
+// `sample_weight` parameter instead). An undefined sample_weight calls both
+// losses with two arguments, exactly as without it.
 #pragma once
 
 #include "proxyloss/compat.h"
 #include "proxyloss/per_class_loss.h"
 #include "proxyloss/ranking_loss_control.h"
+#include "proxyloss/sample_weighted_loss.h"
 
 #include <torch/arg.h>
 #include <torch/nn/cloneable.h>
+#include <torch/nn/modules/common.h>
 #include <torch/nn/modules/container/any.h>
 #include <torch/nn/pimpl.h>
 
@@ -46,9 +60,11 @@ struct LossWarmupWrapperOptions {
   TORCH_ARG(bool, reset_queue_each_epoch) = false;
 };
 
-class LossWarmupWrapperImpl : public torch::nn::Cloneable<LossWarmupWrapperImpl> {
+class LossWarmupWrapperImpl : public torch::nn::Cloneable<LossWarmupWrapperImpl>,
+                              public SampleWeightedLoss {
  public:
-  // `warmup_loss` and `main_loss` are called as forward(logits, targets).
+  // `warmup_loss` and `main_loss` are called as forward(logits, targets), or
+  // with a third argument, sample_weight (see the header comment).
   LossWarmupWrapperImpl(torch::nn::AnyModule warmup_loss, torch::nn::AnyModule main_loss,
                         LossWarmupWrapperOptions options = {});
   // Convenience: module holders directly (e.g. torch::nn::CrossEntropyLoss,
@@ -86,11 +102,17 @@ class LossWarmupWrapperImpl : public torch::nn::Cloneable<LossWarmupWrapperImpl>
   // The main loss's temperature, or nullopt when it has no RankingLossControl.
   optional<double> current_temperature() const;
 
-  torch::Tensor forward(const torch::Tensor& logits, const torch::Tensor& targets);
-  // The main loss's forward_per_class; only while main_weight() == 1 and when
-  // the main loss implements proxyloss::PerClassLoss.
+  // sample_weight: undefined (no weights), or the per-sample weights the
+  // losses take, passed as described in the header comment; the blend is of
+  // the two (weighted) losses.
+  torch::Tensor forward(const torch::Tensor& logits, const torch::Tensor& targets,
+                        const torch::Tensor& sample_weight = {});
+  // The main loss's forward_per_class (sample_weight passed on); only while
+  // main_weight() == 1 and when the main loss implements
+  // proxyloss::PerClassLoss.
   std::tuple<torch::Tensor, torch::Tensor, torch::Tensor> forward_per_class(
-      const torch::Tensor& logits, const torch::Tensor& targets);
+      const torch::Tensor& logits, const torch::Tensor& targets,
+      const torch::Tensor& sample_weight = {});
 
   torch::nn::AnyModule& warmup_loss() {
     return warmup_loss_;
@@ -100,6 +122,9 @@ class LossWarmupWrapperImpl : public torch::nn::Cloneable<LossWarmupWrapperImpl>
   }
 
   LossWarmupWrapperOptions options;
+
+ protected:
+  FORWARD_HAS_DEFAULT_ARGS({2, torch::nn::AnyValue(torch::Tensor())})
 
  private:
   // The switch to the main phase: not yet reached, reached but waiting for
@@ -116,8 +141,9 @@ class LossWarmupWrapperImpl : public torch::nn::Cloneable<LossWarmupWrapperImpl>
 
   torch::nn::AnyModule warmup_loss_;
   torch::nn::AnyModule main_loss_;
-  RankingLossControl* control_ = nullptr; // the main loss's, when it has one
-  PerClassLoss* per_class_ = nullptr;     // idem
+  RankingLossControl* control_ = nullptr;   // the main loss's, when it has one
+  PerClassLoss* per_class_ = nullptr;       // idem
+  bool warmup_takes_sample_weight_ = false; // a SampleWeightedLoss
 
   int64_t epoch_ = 0;
   int64_t global_step_ = 0;

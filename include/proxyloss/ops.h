@@ -31,11 +31,17 @@ namespace ops {
 //     R_i  = 1 + sum_{j != i}         sigmoid((s_jc - s_ic) / tau)
 //     R+_i = 1 + sum_{j != i, j in P} sigmoid((s_jc - s_ic) / tau)
 //     ap[c] = (1 / |P_c|) sum_{i in P_c} R+_i / R_i
+//   weights (optional): [M] floating, finite, >= 0, on the scores' device,
+//   constants (no gradient); they weight the positives' terms, the ranks
+//   stay unweighted:
+//     ap[c] = sum_{i in P_c} w_i R+_i / R_i / sum_{i in P_c} w_i
 //   Returns ap [C] in the dtype of scores: NaN where a class has no positive
-//   or a non-finite score. Time O(M log M + window pairs) on the CPU, extra
+//   (weighted: no positive weight; such a class gets no gradient) or a
+//   non-finite score. Time O(M log M + window pairs) on the CPU, extra
 //   memory O(M C): the pairwise matrix is never stored.
 at::Tensor smooth_ap(const at::Tensor& scores, const at::Tensor& labels,
-                     double temperature);
+                     double temperature,
+                     const optional<at::Tensor>& weights = c10::nullopt);
 
 // The q-quantile (q in [0, 1]) of `values` [M] (a 0-dim result) or of each
 // column of `values` [M, C] (a [C] result), float32/float64 (M = 0: NaN), by
@@ -49,8 +55,11 @@ at::Tensor selection_quantile(const at::Tensor& values, double q,
 //   recall[c] = (1 / |P_c|) sum_{m in P_c} sigmoid((s_mc - t_c) / tau)
 // scores [M, C] float32/float64, labels [M] int64 (op labels), thresholds [C]
 // in the dtype of scores (no gradient). NaN for a class without positives.
+// weights (optional, as for smooth_ap): recall[c] = sum_{m in P_c} w_m
+// sigmoid(...) / sum_{m in P_c} w_m, NaN where that mass is 0.
 at::Tensor soft_recall(const at::Tensor& scores, const at::Tensor& labels,
-                       const at::Tensor& thresholds, double temperature);
+                       const at::Tensor& thresholds, double temperature,
+                       const optional<at::Tensor>& weights = c10::nullopt);
 
 // Indices into the `events` tensor [4] bool of the ranking ops: what a module
 // may want to warn about once.
@@ -68,44 +77,63 @@ enum RankingEvent : int64_t {
 // the ignore_index rows, subsampled to max_pool_size when larger (a quota of
 // max(1, cap / (2 * classes)) rows per observed class first, the rest
 // uniformly, torch's RNG), binary targets (C == 1) turned into op labels.
-// Returns (scores [M, C] in the compute dtype, labels [M], events [4]);
+// sample_weight [N] (finite, >= 0) and queue_weight [Q] (optional, detached)
+// weigh the live and the queue rows (1 where not given) and travel with
+// their rows. Returns (scores [M, C] in the compute dtype, labels [M],
+// events [4], weights [M] in the compute dtype, all ones without weights);
 // differentiable in the logits (a pool row's gradient reaches its live row;
 // the queue is detached), once.
-std::tuple<at::Tensor, at::Tensor, at::Tensor> ranking_pool(
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> ranking_pool(
     const at::Tensor& logits, const at::Tensor& targets,
     const optional<at::Tensor>& queue_logits, const optional<at::Tensor>& queue_targets,
-    int64_t num_classes, int64_t ignore_index, optional<int64_t> max_pool_size);
+    int64_t num_classes, int64_t ignore_index, optional<int64_t> max_pool_size,
+    const optional<at::Tensor>& sample_weight = c10::nullopt,
+    const optional<at::Tensor>& queue_weight = c10::nullopt);
 
 // SmoothAPLoss's forward without the queue update: 1 - smooth_ap per class of
 // ranking_pool(...), valid where a class has a positive and a negative;
 // reduction "mean" / "sum" over the valid classes (a zero with a graph when
 // none is) or "none". Returns (loss, per_class [C] NaN where invalid,
-// valid [C] bool, events [4] bool).
+// valid [C] bool, events [4] bool). With sample_weight / queue_weight (as
+// for ranking_pool; either makes the loss weighted), the positives' terms
+// are weighted (smooth_ap's weights; ranks unweighted) and a class whose
+// positives weigh 0 in the pool is invalid too.
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> smooth_ap_loss(
     const at::Tensor& logits, const at::Tensor& targets,
     const optional<at::Tensor>& queue_logits, const optional<at::Tensor>& queue_targets,
     int64_t num_classes, double temperature, const std::string& reduction,
-    int64_t ignore_index, optional<int64_t> max_pool_size);
+    int64_t ignore_index, optional<int64_t> max_pool_size,
+    const optional<at::Tensor>& sample_weight = c10::nullopt,
+    const optional<at::Tensor>& queue_weight = c10::nullopt);
 
 // RecallAtQuantileLoss's forward without the queue update: per class, the
 // detached threshold theta_c = selection_quantile(pool column, 1 - quantile)
 // (NaN when the column holds a non-finite score) and loss_c = 1 -
-// soft_recall(...)[c], valid where the class has a positive; reductions and
-// results as smooth_ap_loss.
+// soft_recall(...)[c], valid where the class has a positive; reductions,
+// results and weights as smooth_ap_loss (the thresholds stay unweighted).
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> recall_at_quantile_loss(
     const at::Tensor& logits, const at::Tensor& targets,
     const optional<at::Tensor>& queue_logits, const optional<at::Tensor>& queue_targets,
     int64_t num_classes, double quantile, const std::string& interpolation,
     double temperature, const std::string& reduction, int64_t ignore_index,
-    optional<int64_t> max_pool_size);
+    optional<int64_t> max_pool_size,
+    const optional<at::Tensor>& sample_weight = c10::nullopt,
+    const optional<at::Tensor>& queue_weight = c10::nullopt);
 
 // Pushes a detached copy of the batch (logits [N, C], targets [N] or [N, 1])
 // into the circular queue, in place: rows at slots (ptr + i) mod Q and ptr
 // advanced, or, for N >= Q, the last Q rows replace the queue and ptr = 0.
-// Rows are stored in queue_logits' dtype. No host synchronisation.
+// Rows are stored in queue_logits' dtype. No host synchronisation. The
+// optional per-row buffers travel the same way: queue_weight [Q] gets
+// sample_weight [N] (1 where not given), queue_iid [Q] bool or uint8 gets
+// iid_mask [N] as 0/1 (1 where not given).
 void queue_push_(at::Tensor& queue_logits, at::Tensor& queue_targets,
                  at::Tensor& queue_ptr, const at::Tensor& logits,
-                 const at::Tensor& targets);
+                 const at::Tensor& targets,
+                 const optional<at::Tensor>& queue_weight = c10::nullopt,
+                 const optional<at::Tensor>& sample_weight = c10::nullopt,
+                 const optional<at::Tensor>& queue_iid = c10::nullopt,
+                 const optional<at::Tensor>& iid_mask = c10::nullopt);
 
 // SigmoidFocalLoss (proxyloss/focal_loss.h, which states the math): logits
 // any shape, floating; targets of that shape, floating in [0, 1] or bool;

@@ -12,9 +12,11 @@ namespace proxyloss {
 class PerClassLoss {
  public:
   virtual ~PerClassLoss() = default;
-  // (loss, per_class [C] with NaN for degenerate classes, valid [C] bool).
+  // (loss, per_class [C] with NaN for degenerate classes, valid [C] bool);
+  // sample_weight undefined or per-row weights [N].
   virtual std::tuple<torch::Tensor, torch::Tensor, torch::Tensor> forward_per_class(
-      const torch::Tensor& logits, const torch::Tensor& targets) = 0;
+      const torch::Tensor& logits, const torch::Tensor& targets,
+      const torch::Tensor& sample_weight = {}) = 0;
 };
 
 } // namespace proxyloss

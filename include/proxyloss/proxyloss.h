@@ -14,5 +14,6 @@
 #include "proxyloss/ranking_loss_control.h"
 #include "proxyloss/recall_at_quantile_loss.h"
 #include "proxyloss/reduction.h"
+#include "proxyloss/sample_weighted_loss.h"
 #include "proxyloss/smooth_ap_loss.h"
 #include "proxyloss/version.h"

@@ -8,15 +8,19 @@
 //   static constexpr const char* kName;                 // "SmoothAPLoss"
 //   void check_extra_options() const;                   // its own options
 //   void print_extra_options(std::ostream&) const;       // after num_classes
-//   RankingLossResult call_op(logits, targets, queue_logits, queue_targets) const;
+//   RankingLossResult call_op(logits, targets, queue_logits, queue_targets,
+//                             sample_weight, queue_weight) const;
 // The member definitions are compiled into the library for the two losses.
 #pragma once
 
 #include "proxyloss/compat.h"
 #include "proxyloss/per_class_loss.h"
 #include "proxyloss/ranking_loss_control.h"
+#include "proxyloss/sample_weighted_loss.h"
 
 #include <torch/nn/cloneable.h>
+#include <torch/nn/modules/common.h>
+#include <torch/nn/modules/container/any_value.h>
 #include <torch/serialize/input-archive.h>
 
 #include <ostream>
@@ -39,7 +43,8 @@ struct RankingWarningsIssued {
 template <typename Derived, typename Options>
 class QueuedRankingLoss : public torch::nn::Cloneable<Derived>,
                           public RankingLossControl,
-                          public PerClassLoss {
+                          public PerClassLoss,
+                          public SampleWeightedLoss {
  public:
   explicit QueuedRankingLoss(Options options);
 
@@ -50,12 +55,20 @@ class QueuedRankingLoss : public torch::nn::Cloneable<Derived>,
   // logits [N, C] floating, targets [N] or [N, 1] integer. Scalar for mean
   // and sum, [C] for none. The batch joins the queue afterwards in training
   // mode (or with update_queue_in_eval), unless it holds non-finite logits.
-  torch::Tensor forward(const torch::Tensor& logits, const torch::Tensor& targets);
+  // sample_weight: undefined (unweighted), or [N] floating, finite, >= 0
+  // (detached): each positive's term of the loss is weighted (the ranks and
+  // thresholds stay unweighted), a class whose positives weigh 0 in the
+  // pool is degenerate, and the weights join the queue with their rows
+  // (queue_weight). Once the queue holds weighted rows, a call without
+  // weights weighs its own rows 1 and the queued rows as stored.
+  torch::Tensor forward(const torch::Tensor& logits, const torch::Tensor& targets,
+                        const torch::Tensor& sample_weight = {});
 
   // (loss, per_class [C] with NaN for degenerate classes, valid [C] bool),
   // from the same single pass as forward.
   std::tuple<torch::Tensor, torch::Tensor, torch::Tensor> forward_per_class(
-      const torch::Tensor& logits, const torch::Tensor& targets) override;
+      const torch::Tensor& logits, const torch::Tensor& targets,
+      const torch::Tensor& sample_weight = {}) override;
 
   // module->to(dtype) converts queue_logits only; queue_targets and
   // queue_ptr stay int64 (LibTorch's Module::to would convert every buffer).
@@ -76,10 +89,17 @@ class QueuedRankingLoss : public torch::nn::Cloneable<Derived>,
   // The memory queue, registered as buffers of the same names (undefined
   // when queue_size is 0): queue_logits [queue_size, C] (float32 unless the
   // module is converted, as the seed's buffer), queue_targets [queue_size]
-  // int64 (empty slots hold ignore_index), queue_ptr [1] int64.
+  // int64 (empty slots hold ignore_index), queue_ptr [1] int64,
+  // queue_weight [queue_size] (the rows' sample weights, 1 for rows queued
+  // without; converted with queue_logits). A checkpoint written before
+  // queue_weight existed loads with every weight 1.
   torch::Tensor queue_logits;
   torch::Tensor queue_targets;
   torch::Tensor queue_ptr;
+  torch::Tensor queue_weight;
+
+  // AnyModule (LossWarmupWrapper) may call forward with two arguments.
+  FORWARD_HAS_DEFAULT_ARGS({2, torch::nn::AnyValue(torch::Tensor())})
 
  private:
   void check_options() const;
@@ -88,6 +108,11 @@ class QueuedRankingLoss : public torch::nn::Cloneable<Derived>,
   int64_t built_num_classes_ = 0;
   int64_t built_queue_size_ = 0;
   int64_t built_ignore_index_ = 0;
+  // Whether queue_weight may hold a weight other than 1 (a weighted batch
+  // was queued, or a checkpoint loaded one): the loss is computed weighted
+  // then. Kept on the host, so that unweighted training never reads the
+  // buffer; the numbers do not depend on it (unit weights are exact).
+  bool queue_weighted_ = false;
   RankingWarningsIssued warned_;
 };
 

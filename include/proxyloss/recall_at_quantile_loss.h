@@ -55,7 +55,9 @@ class RecallAtQuantileLossImpl
   void print_extra_options(std::ostream& stream) const;
   RankingLossResult call_op(const torch::Tensor& logits, const torch::Tensor& targets,
                             const optional<torch::Tensor>& queue_logits,
-                            const optional<torch::Tensor>& queue_targets) const;
+                            const optional<torch::Tensor>& queue_targets,
+                            const optional<torch::Tensor>& sample_weight,
+                            const optional<torch::Tensor>& queue_weight) const;
 };
 
 TORCH_MODULE(RecallAtQuantileLoss);

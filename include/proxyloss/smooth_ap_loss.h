@@ -51,7 +51,9 @@ class SmoothAPLossImpl : public QueuedRankingLoss<SmoothAPLossImpl, SmoothAPLoss
   void print_extra_options(std::ostream& /*stream*/) const {}
   RankingLossResult call_op(const torch::Tensor& logits, const torch::Tensor& targets,
                             const optional<torch::Tensor>& queue_logits,
-                            const optional<torch::Tensor>& queue_targets) const;
+                            const optional<torch::Tensor>& queue_targets,
+                            const optional<torch::Tensor>& sample_weight,
+                            const optional<torch::Tensor>& queue_weight) const;
 };
 
 TORCH_MODULE(SmoothAPLoss);
@@ -68,9 +70,11 @@ struct SmoothAPLossFuncOptions {
   TORCH_ARG(int64_t, ignore_index) = -100;
 };
 
-// 1 - Smooth-AP of the batch alone (no queue, no subsampling).
+// 1 - Smooth-AP of the batch alone (no queue, no subsampling);
+// sample_weight as SmoothAPLoss's forward (undefined: none).
 torch::Tensor smooth_ap_loss(const torch::Tensor& logits, const torch::Tensor& targets,
-                             const SmoothAPLossFuncOptions& options);
+                             const SmoothAPLossFuncOptions& options,
+                             const torch::Tensor& sample_weight = {});
 
 } // namespace functional
 } // namespace proxyloss

@@ -25,7 +25,7 @@ def register():
         return
 
     @register_fake("proxyloss::_smooth_ap_forward")
-    def _(scores, labels, temperature):
+    def _(scores, labels, temperature, weights=None):
         M, C = scores.shape
         # The CPU kernel saves each class's sort order [C, M]; the
         # device-generic implementation saves none ([0]).
@@ -34,17 +34,18 @@ def register():
                 labels.new_empty(order_shape))
 
     @register_fake("proxyloss::_smooth_ap_backward")
-    def _(grad_ap, scores, labels, rank_all, rank_pos, order, temperature):
+    def _(grad_ap, scores, labels, rank_all, rank_pos, order, temperature, weights=None):
         return torch.empty_like(scores)
 
     @register_fake("proxyloss::_ranking_pool_forward")
     def _(logits, targets, queue_logits, queue_targets, num_classes, ignore_index,
-          max_pool_size):
+          max_pool_size, sample_weight=None, queue_weight=None):
         pool_rows = torch.library.get_ctx().new_dynamic_size()
         dtype = torch.float32 if logits.dtype in _WIDENED else logits.dtype
         return (logits.new_empty((pool_rows, logits.shape[1]), dtype=dtype),
                 logits.new_empty((pool_rows,), dtype=torch.long),
                 logits.new_empty((4,), dtype=torch.bool),
+                logits.new_empty((pool_rows,), dtype=dtype),
                 logits.new_empty((logits.shape[0],), dtype=torch.long))
 
     @register_fake("proxyloss::_ranking_pool_backward")
@@ -52,11 +53,11 @@ def register():
         return grad_scores.new_empty((pool_position.shape[0], num_classes))
 
     @register_fake("proxyloss::soft_recall")
-    def _(scores, labels, thresholds, temperature):
+    def _(scores, labels, thresholds, temperature, weights=None):
         return scores.new_empty((scores.shape[1],))
 
     @register_fake("proxyloss::_soft_recall_backward")
-    def _(grad_recall, scores, labels, thresholds, temperature):
+    def _(grad_recall, scores, labels, thresholds, temperature, weights=None):
         return torch.empty_like(scores)
 
     @register_fake("proxyloss::selection_quantile")
@@ -80,5 +81,6 @@ def register():
         return torch.empty_like(values)
 
     @register_fake("proxyloss::queue_push_")
-    def _(queue_logits, queue_targets, queue_ptr, logits, targets):
+    def _(queue_logits, queue_targets, queue_ptr, logits, targets, queue_weight=None,
+          sample_weight=None, queue_iid=None, iid_mask=None):
         return None

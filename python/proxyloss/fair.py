@@ -10,6 +10,9 @@ backward); nothing is computed here.
 Where the seed crashes we work: rows whose target is ``ignore_index`` (the
 seed's one-hot fails on them) contribute nothing and are left out of the
 mean; float64 logits (the seed's float32 matmul fails) compute in float64.
+
+Per-sample weights (``sample_weight``) are ours: the seed has none. They follow
+the focal losses' convention (see ``FairLoss.forward``).
 """
 import math
 
@@ -17,6 +20,7 @@ from torch import nn
 
 from proxyloss._errors import call_naming
 from proxyloss._ops import ops
+from proxyloss._weights import warn_if_all_zero
 
 _REDUCTIONS = ("mean", "sum", "none")
 
@@ -58,14 +62,22 @@ class FairLoss(nn.Module):
             raise ValueError("FairLoss: scaling_factor must be finite and >= 0 (0 turns "
                              f"the penalty off), got {scaling_factor}")
 
-    def forward(self, output, target):
+    def forward(self, output, target, *, sample_weight=None):
         """output: logits [N, C] (float32/float64; float16/bfloat16 computed in
         float32); target: [N] integer class indices or ``ignore_index``.
-        Returns a scalar for mean/sum, [N] for none (0 at ignored rows)."""
+        Returns a scalar for mean/sum, [N] for none (0 at ignored rows).
+
+        ``sample_weight``: None (the seed's loss, unchanged), or one weight
+        per row [N], floating, finite and >= 0 (else ValueError), detached and
+        cast to the compute dtype. With loss_i the per-row loss above:
+        none: w_i loss_i; sum: sum_i w_i loss_i; mean: sum_i w_i loss_i /
+        sum_{i not ignored} w_i, divided by 1 where that mass is exactly 0
+        (0, not the unweighted mean's NaN). Class weights stay inside CE."""
+        warn_if_all_zero(self, sample_weight)
         ce = self.cross_entropy
         return call_naming("FairLoss", ops.fair_loss_reduced, output, target, ce.weight,
                            self.smooth_max_beta, self.scaling_factor, self.reduction,
-                           ce.ignore_index, float(ce.label_smoothing))
+                           ce.ignore_index, float(ce.label_smoothing), sample_weight)
 
     def extra_repr(self):
         return (f"smooth_max_beta={self.smooth_max_beta}, "

@@ -7,29 +7,35 @@ from proxyloss._ops import ops
 
 
 def smooth_ap_loss(logits, targets, temperature=0.01, reduction="mean", ignore_index=-100,
-                   max_pool_size=None):
-    """SmoothAPLoss over the batch alone (no queue); see proxyloss.SmoothAPLoss."""
+                   max_pool_size=None, *, sample_weight=None):
+    """SmoothAPLoss over the batch alone (no queue); see proxyloss.SmoothAPLoss
+    (``sample_weight``: per-row weights [N] of the positives' terms)."""
     return ops._smooth_ap_loss_with_pool(logits, targets, None, None, logits.shape[-1],
                                          float(temperature), reduction, ignore_index,
-                                         max_pool_size)[0]
+                                         max_pool_size, sample_weight)[0]
 
 
 def recall_at_quantile_loss(logits, targets, quantile=0.005, temperature=0.01,
                             reduction="mean", ignore_index=-100,
-                            quantile_interpolation="higher", max_pool_size=None):
-    """RecallAtQuantileLoss over the batch alone (no queue)."""
+                            quantile_interpolation="higher", max_pool_size=None, *,
+                            sample_weight=None):
+    """RecallAtQuantileLoss over the batch alone (no queue); ``sample_weight``
+    as SmoothAPLoss's."""
     return ops._recall_at_quantile_loss_with_pool(logits, targets, None, None,
                                                   logits.shape[-1], float(quantile),
                                                   quantile_interpolation, float(temperature),
-                                                  reduction, ignore_index, max_pool_size)[0]
+                                                  reduction, ignore_index, max_pool_size,
+                                                  sample_weight)[0]
 
 
 def fair_loss(logits, targets, weight=None, smooth_max_beta=1000.0, scaling_factor=1000.0,
-              reduction="mean", ignore_index=-100, label_smoothing=0.0):
-    """FairLoss with cross-entropy options given directly; see proxyloss.FairLoss."""
+              reduction="mean", ignore_index=-100, label_smoothing=0.0, *,
+              sample_weight=None):
+    """FairLoss with cross-entropy options given directly; see proxyloss.FairLoss
+    (``weight``: class weights [C]; ``sample_weight``: per-row weights [N])."""
     return ops.fair_loss_reduced(logits, targets, weight, float(smooth_max_beta),
                                  float(scaling_factor), reduction, ignore_index,
-                                 float(label_smoothing))
+                                 float(label_smoothing), sample_weight)
 
 
 def sigmoid_focal_loss(inputs, targets, alpha=0.25, gamma=2.0, reduction="mean", *,

@@ -2,7 +2,12 @@
 
 Thin ``torch.nn.Module`` s with the seed's (proxy-losses 0.1.3) signatures and
 buffer names (``_q_logits``, ``_q_targets``, ``_q_ptr``, so a seed
-``state_dict`` loads as it is). The loss, its gradient and the threshold are
+``state_dict`` loads as it is), plus the successor's (imbalanced-losses
+0.6.0) ``_q_weight`` (each queued row's sample weight; a checkpoint without
+it loads with weight 1). The successor's ``_q_iid`` is not kept: these
+losses never read the iid flags (PAUCAtBudgetLoss will), and without it our
+checkpoints still load into the successor, which renames only our other
+buffers into its ``_queue`` submodule. The loss, its gradient and the threshold are
 computed by ``torch.ops.proxyloss._smooth_ap_loss_with_pool`` /
 ``_recall_at_quantile_loss_with_pool`` (``smooth_ap_loss`` /
 ``recall_at_quantile_loss`` with the pool's labels as a fifth result, which
@@ -19,6 +24,7 @@ from torch import nn
 from proxyloss._distributed import check_gather_option, refuse_to_gather
 from proxyloss._errors import call_naming, warn_user
 from proxyloss._ops import EMPTY_POOL, NON_FINITE_LOGITS, SUBSAMPLED, UNEXPECTED_BINARY_LABELS, ops
+from proxyloss._weights import warn_if_all_zero
 
 _REDUCTIONS = ("mean", "sum", "none")
 _INTERPOLATIONS = ("linear", "lower", "higher", "nearest", "midpoint")
@@ -60,21 +66,31 @@ class _QueuedRankingLoss(nn.Module):
         self.gather_distributed = gather_distributed
         self.max_pool_size = max_pool_size
         self._warned = set()
+        # Whether _q_weight may hold a weight other than 1 (a weighted batch
+        # was queued, or a checkpoint brought one): the loss is then computed
+        # weighted. A host-side flag, so that unweighted training never reads
+        # the buffer; the numbers do not depend on it (unit weights are exact).
+        self._queue_weighted = False
         if queue_size > 0:
             # As the seed's buffers: float32 logits (unless the module is
-            # converted), empty slots hold ignore_index.
+            # converted), empty slots hold ignore_index; and the successor's
+            # per-row weight (1 for rows queued without one).
             self.register_buffer("_q_logits", torch.zeros(queue_size, num_classes))
             self.register_buffer("_q_targets",
                                  torch.full((queue_size,), ignore_index, dtype=torch.long))
             self.register_buffer("_q_ptr", torch.zeros(1, dtype=torch.long))
+            self.register_buffer("_q_weight", torch.ones(queue_size))
 
     @torch.no_grad()
     def reset_queue(self):
-        """Empties the queue: zero logits, ignore_index targets, pointer 0."""
+        """Empties the queue: zero logits, ignore_index targets, pointer 0,
+        weights 1."""
         if self.queue_size > 0:
             self._q_logits.zero_()
             self._q_targets.fill_(self.ignore_index)
             self._q_ptr.zero_()
+            self._q_weight.fill_(1.0)
+        self._queue_weighted = False
 
     def _op_and_options(self):
         """The op (an OpOverload) and its arguments after the four tensors."""
@@ -86,35 +102,58 @@ class _QueuedRankingLoss(nn.Module):
             warn_user(f"{type(self).__name__}: {message} (This warning is shown once "
                       "per instance.)")
 
-    def forward(self, logits, targets, return_per_class=False):
+    def forward(self, logits, targets, iid_mask=None, return_per_class=False, *,
+                sample_weight=None):
         """logits [N, C], targets [N] or [N, 1] integer class ids (0/1 in binary
         mode, ``ignore_index`` for padding). Returns the loss (a scalar for
         mean/sum, [C] for none), or ``(loss, per_class, valid)`` with
-        ``return_per_class=True``."""
+        ``return_per_class=True``.
+
+        Both packages' call forms work: the seed's third positional argument
+        is ``return_per_class`` (a bool), the successor's is ``iid_mask`` (a
+        tensor [N]: which rows are an unbiased sample of the population; only
+        PAUCAtBudgetLoss reads it, these losses check its shape and ignore
+        it, as the successor's do). ``sample_weight`` [N]
+        (finite, >= 0, detached) weights each positive's term (ranks and
+        thresholds stay unweighted; a class whose positives weigh 0 is
+        degenerate) and is queued with its rows."""
         # Kept lean: at small pools the Python here is part of the step time
         # (bench/python). The op checks the inputs and the temperature.
         name = type(self).__name__
+        if iid_mask is not None and not isinstance(iid_mask, torch.Tensor):
+            iid_mask, return_per_class = _seed_call_form(name, iid_mask, return_per_class)
         if self.gather_distributed is not False:
             refuse_to_gather(name, self.gather_distributed)
+        if iid_mask is not None and iid_mask.shape != logits.shape[:1]:
+            raise ValueError(f"{name}: iid_mask must have shape [N] = "
+                             f"{tuple(logits.shape[:1])} (the rows of logits), got "
+                             f"{tuple(iid_mask.shape)}")
+        if sample_weight is not None:
+            warn_if_all_zero(self, sample_weight)
         has_queue = self.queue_size > 0
+        queue_weight = None
         if has_queue:
             if self._q_logits.device != logits.device:
-                self._q_logits = self._q_logits.to(logits.device)
-                self._q_targets = self._q_targets.to(logits.device)
-                self._q_ptr = self._q_ptr.to(logits.device)
+                for buffer in ("_q_logits", "_q_targets", "_q_ptr", "_q_weight"):
+                    setattr(self, buffer, getattr(self, buffer).to(logits.device))
             queue_logits, queue_targets = self._q_logits, self._q_targets
+            if sample_weight is not None or self._queue_weighted:
+                queue_weight = self._q_weight
         else:
             queue_logits = queue_targets = None
         op, options = self._op_and_options()
         loss, per_class, valid, events, _ = call_naming(name, op, logits, targets,
                                                         queue_logits, queue_targets,
-                                                        *options)
+                                                        *options, sample_weight,
+                                                        queue_weight)
         happened = events.tolist()
         if True in happened:
             self._warn_about(happened)
         if (has_queue and (self.training or self.update_queue_in_eval)
                 and not happened[NON_FINITE_LOGITS] and not happened[EMPTY_POOL]):
-            ops.queue_push_(self._q_logits, self._q_targets, self._q_ptr, logits, targets)
+            ops.queue_push_(self._q_logits, self._q_targets, self._q_ptr, logits, targets,
+                            self._q_weight, sample_weight)
+            self._queue_weighted = self._queue_weighted or sample_weight is not None
         if return_per_class:
             return loss, per_class, valid
         return loss
@@ -134,9 +173,16 @@ class _QueuedRankingLoss(nn.Module):
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict,
                               missing_keys, unexpected_keys, error_msgs):
-        _migrate_successor_queue(type(self).__name__, state_dict, prefix)
+        _migrate_successor_queue(state_dict, prefix)
+        if self.queue_size > 0:
+            # A checkpoint of the seed (or of proxyloss before weights): its
+            # rows were queued unweighted.
+            state_dict.setdefault(prefix + "_q_weight", torch.ones(self.queue_size))
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict,
                                       missing_keys, unexpected_keys, error_msgs)
+        if self.queue_size > 0:
+            with torch.no_grad():
+                self._queue_weighted = bool(self._q_weight.ne(1).any())
 
     def extra_repr(self):
         return (f"num_classes={self.num_classes}, queue_size={self.queue_size}, "
@@ -144,27 +190,32 @@ class _QueuedRankingLoss(nn.Module):
                 f"ignore_index={self.ignore_index}")
 
 
-def _migrate_successor_queue(name, state_dict, prefix):
+def _migrate_successor_queue(state_dict, prefix):
     """imbalanced-losses (>= 0.3.2) keeps the queue in a submodule:
-    ``_queue._q_logits / _q_targets / _q_ptr`` plus ``_q_iid`` and
-    ``_q_weight``. Renames the first three to ours (``_q_*``, the names of
-    proxy-losses 0.1.3) in place. ``_q_iid`` is dropped: these losses do not
-    read it. ``_q_weight`` is dropped when every stored weight is 1 (the queue
-    of a run without sample weights); otherwise the checkpoint is refused,
-    since this version cannot weight the queued rows."""
+    ``_queue._q_logits / _q_targets / _q_ptr / _q_iid / _q_weight``. Renames
+    them to ours (``_q_*``: the names of proxy-losses 0.1.3 and the
+    successor's weight) in place; drops ``_q_iid``, which these losses do not
+    read."""
     old = prefix + "_queue."
     if not any(key.startswith(old) for key in state_dict):
         return
-    for field in ("_q_logits", "_q_targets", "_q_ptr"):
+    for field in ("_q_logits", "_q_targets", "_q_ptr", "_q_weight"):
         if old + field in state_dict:
             state_dict[prefix + field] = state_dict.pop(old + field)
     state_dict.pop(old + "_q_iid", None)
-    weight = state_dict.pop(old + "_q_weight", None)
-    if weight is not None and bool((weight != 1).any()):
-        raise ValueError(
-            f"{name}: this checkpoint's queue holds per-sample weights (an "
-            "imbalanced-losses run with sample_weight); proxyloss does not support "
-            "sample weights yet and would rank those rows unweighted")
+
+
+def _seed_call_form(name, third, return_per_class):
+    """The seed's ``forward(logits, targets, return_per_class)``: a bool third
+    argument is return_per_class. Returns (iid_mask, return_per_class)."""
+    if isinstance(third, bool):
+        if return_per_class is not False:
+            raise TypeError(f"{name}: the third argument is iid_mask (a tensor) or, as in "
+                            "proxy-losses 0.1.3, return_per_class (a bool); got the bool "
+                            f"{third!r} and return_per_class={return_per_class!r}")
+        return None, third
+    raise ValueError(f"{name}: iid_mask must be a tensor [N] or None (or, as the seed's "
+                     f"third argument, return_per_class: a bool), got {type(third).__name__}")
 
 
 def _as_int(name, what, value):

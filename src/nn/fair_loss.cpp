@@ -3,6 +3,7 @@
 // computes the loss (src/ops/composite/fair_loss_reduced.cpp).
 #include "proxyloss/fair_loss.h"
 
+#include "common/optional_tensor.h"
 #include "common/reduction.h"
 #include "nn/naming_the_loss.h"
 #include "ops/module_losses.h"
@@ -22,12 +23,13 @@ void check_options(const std::string& who, const FairLossOptions& options) {
 }
 
 torch::Tensor fair_loss_op(const torch::Tensor& logits, const torch::Tensor& targets,
-                           const torch::Tensor& weight, const FairLossOptions& options) {
-  return ops::fair_loss_reduced(
-      logits, targets, weight.defined() ? optional<torch::Tensor>(weight) : c10::nullopt,
-      options.smooth_max_beta(), options.scaling_factor(),
-      common::reduction_string(options.reduction()), options.ignore_index(),
-      options.label_smoothing());
+                           const torch::Tensor& weight, const FairLossOptions& options,
+                           const torch::Tensor& sample_weight) {
+  return ops::fair_loss_reduced(logits, targets, common::defined_or_nullopt(weight),
+                                options.smooth_max_beta(), options.scaling_factor(),
+                                common::reduction_string(options.reduction()),
+                                options.ignore_index(), options.label_smoothing(),
+                                common::defined_or_nullopt(sample_weight));
 }
 
 } // namespace
@@ -77,16 +79,19 @@ void FairLossImpl::pretty_print(std::ostream& stream) const {
 }
 
 torch::Tensor FairLossImpl::forward(const torch::Tensor& logits,
-                                    const torch::Tensor& targets) {
-  return nn_impl::naming_the_loss(
-      "FairLoss", [&] { return fair_loss_op(logits, targets, weight, options); });
+                                    const torch::Tensor& targets,
+                                    const torch::Tensor& sample_weight) {
+  return nn_impl::naming_the_loss("FairLoss", [&] {
+    return fair_loss_op(logits, targets, weight, options, sample_weight);
+  });
 }
 
 namespace functional {
 
 torch::Tensor fair_loss(const torch::Tensor& logits, const torch::Tensor& targets,
-                        const FairLossFuncOptions& options) {
-  return fair_loss_op(logits, targets, options.weight(), options);
+                        const FairLossFuncOptions& options,
+                        const torch::Tensor& sample_weight) {
+  return fair_loss_op(logits, targets, options.weight(), options, sample_weight);
 }
 
 } // namespace functional

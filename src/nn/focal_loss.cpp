@@ -4,6 +4,7 @@
 #include "proxyloss/focal_loss.h"
 
 #include "common/input_checks.h"
+#include "common/optional_tensor.h"
 #include "common/reduction.h"
 #include "nn/naming_the_loss.h"
 #include "ops/module_losses.h"
@@ -40,26 +41,23 @@ std::string focal_reduction_string(const focal_reduction_t& reduction) {
 }
 
 // The op calls behind the modules and the functional forms.
-// `tensor` as an optional argument: nullopt when undefined.
-optional<torch::Tensor> given(const torch::Tensor& tensor) {
-  return tensor.defined() ? optional<torch::Tensor>(tensor) : c10::nullopt;
-}
 
 torch::Tensor sigmoid_focal_op(const torch::Tensor& logits, const torch::Tensor& targets,
                                const SigmoidFocalLossOptions& options,
                                const torch::Tensor& sample_weight = {}) {
   return ops::sigmoid_focal_loss(logits, targets, options.alpha(), options.gamma(),
                                  common::reduction_string(options.reduction()),
-                                 given(sample_weight));
+                                 common::defined_or_nullopt(sample_weight));
 }
 
 torch::Tensor softmax_focal_op(const torch::Tensor& logits, const torch::Tensor& targets,
                                const SoftmaxFocalLossOptions& options,
                                const torch::Tensor& sample_weight = {}) {
-  return ops::softmax_focal_loss(logits, targets, given(options.alpha()), options.gamma(),
-                                 focal_reduction_string(options.reduction()),
-                                 options.label_smoothing(), options.ignore_index(),
-                                 options.background_class(), given(sample_weight));
+  return ops::softmax_focal_loss(
+      logits, targets, common::defined_or_nullopt(options.alpha()), options.gamma(),
+      focal_reduction_string(options.reduction()), options.label_smoothing(),
+      options.ignore_index(), options.background_class(),
+      common::defined_or_nullopt(sample_weight));
 }
 
 } // namespace
@@ -140,14 +138,16 @@ namespace functional {
 
 torch::Tensor sigmoid_focal_loss(const torch::Tensor& logits,
                                  const torch::Tensor& targets,
-                                 const SigmoidFocalLossFuncOptions& options) {
-  return sigmoid_focal_op(logits, targets, options);
+                                 const SigmoidFocalLossFuncOptions& options,
+                                 const torch::Tensor& sample_weight) {
+  return sigmoid_focal_op(logits, targets, options, sample_weight);
 }
 
 torch::Tensor softmax_focal_loss(const torch::Tensor& logits,
                                  const torch::Tensor& targets,
-                                 const SoftmaxFocalLossFuncOptions& options) {
-  return softmax_focal_op(logits, targets, options);
+                                 const SoftmaxFocalLossFuncOptions& options,
+                                 const torch::Tensor& sample_weight) {
+  return softmax_focal_op(logits, targets, options, sample_weight);
 }
 
 } // namespace functional

@@ -107,6 +107,8 @@ void LossWarmupWrapperImpl::reset() {
   }
   control_ = dynamic_cast<RankingLossControl*>(main_loss_.ptr().get());
   per_class_ = dynamic_cast<PerClassLoss*>(main_loss_.ptr().get());
+  warmup_takes_sample_weight_ =
+      dynamic_cast<SampleWeightedLoss*>(warmup_loss_.ptr().get()) != nullptr;
 }
 
 void LossWarmupWrapperImpl::pretty_print(std::ostream& stream) const {
@@ -258,9 +260,20 @@ void LossWarmupWrapperImpl::on_train_batch_start(int64_t global_step) {
 }
 
 torch::Tensor LossWarmupWrapperImpl::forward(const torch::Tensor& logits,
-                                             const torch::Tensor& targets) {
+                                             const torch::Tensor& targets,
+                                             const torch::Tensor& sample_weight) {
+  // Two arguments without weights (any loss), three where they go.
+  const auto warmup_forward = [&] {
+    return sample_weight.defined() && warmup_takes_sample_weight_
+               ? warmup_loss_.forward(logits, targets, sample_weight)
+               : warmup_loss_.forward(logits, targets);
+  };
+  const auto main_forward = [&] {
+    return sample_weight.defined() ? main_loss_.forward(logits, targets, sample_weight)
+                                   : main_loss_.forward(logits, targets);
+  };
   if (in_warmup()) {
-    return warmup_loss_.forward(logits, targets);
+    return warmup_forward();
   }
   if (!batch_hook_seen_ && !warned_no_batch_hook_ && control_ != nullptr) {
     TORCH_WARN(
@@ -272,16 +285,17 @@ torch::Tensor LossWarmupWrapperImpl::forward(const torch::Tensor& logits,
   }
   const double weight = main_weight();
   if (weight >= 1.0) {
-    return main_loss_.forward(logits, targets);
+    return main_forward();
   }
-  const auto warmup = warmup_loss_.forward(logits, targets);
-  const auto main = main_loss_.forward(logits, targets);
+  const auto warmup = warmup_forward();
+  const auto main = main_forward();
   return warmup * (1.0 - weight) + main * weight;
 }
 
 std::tuple<torch::Tensor, torch::Tensor, torch::Tensor>
 LossWarmupWrapperImpl::forward_per_class(const torch::Tensor& logits,
-                                         const torch::Tensor& targets) {
+                                         const torch::Tensor& targets,
+                                         const torch::Tensor& sample_weight) {
   TORCH_CHECK(main_weight() >= 1.0,
               "LossWarmupWrapper: forward_per_class needs the main loss at full weight "
               "(main_weight() == 1), but main_weight() is ",
@@ -294,7 +308,7 @@ LossWarmupWrapperImpl::forward_per_class(const torch::Tensor& logits,
               main_loss_.ptr()->name(),
               ") does not implement proxyloss::PerClassLoss, so it has no "
               "forward_per_class");
-  return per_class_->forward_per_class(logits, targets);
+  return per_class_->forward_per_class(logits, targets, sample_weight);
 }
 
 } // namespace proxyloss

@@ -2,6 +2,7 @@
 // compiled once for the two ranking losses.
 #include "proxyloss/queued_ranking_loss.h"
 
+#include "common/optional_tensor.h"
 #include "common/ranking_options.h"
 #include "nn/ranking_warnings.h"
 #include "proxyloss/ops.h"
@@ -37,10 +38,11 @@ void keep_int64(torch::Tensor& buffer) {
 // After a checkpoint was read into the buffers: throws c10::Error unless they
 // are a queue of queue_size rows and num_classes columns, with floating
 // logits, integer targets, finite logits in every row whose target is not
-// ignore_index, and a pointer in [0, queue_size) (when queue_size > 0).
+// ignore_index, a pointer in [0, queue_size) (when queue_size > 0), and
+// floating weights [queue_size], finite and >= 0.
 void check_loaded_queue(const torch::Tensor& logits, const torch::Tensor& targets,
-                        const torch::Tensor& ptr, int64_t queue_size, int64_t num_classes,
-                        int64_t ignore_index) {
+                        const torch::Tensor& ptr, const torch::Tensor& weight,
+                        int64_t queue_size, int64_t num_classes, int64_t ignore_index) {
   TORCH_CHECK(
       logits.dim() == 2 && logits.size(0) == queue_size && logits.size(1) == num_classes,
       "checkpoint queue_logits has shape ", logits.sizes(), ", expected [", queue_size,
@@ -64,6 +66,13 @@ void check_loaded_queue(const torch::Tensor& logits, const torch::Tensor& target
                   .all()
                   .item<bool>(),
               "checkpoint queue_logits holds non-finite values");
+  TORCH_CHECK(weight.dim() == 1 && weight.size(0) == queue_size &&
+                  at::isFloatingType(weight.scalar_type()),
+              "checkpoint queue_weight must be a floating [", queue_size,
+              "] tensor, got shape ", weight.sizes(), " and dtype ",
+              weight.scalar_type());
+  TORCH_CHECK(torch::isfinite(weight).logical_and(weight.ge(0)).all().item<bool>(),
+              "checkpoint queue_weight must be finite and >= 0");
   if (queue_size > 0) {
     const int64_t position = ptr.item<int64_t>();
     TORCH_CHECK(position >= 0 && position < queue_size,
@@ -97,6 +106,7 @@ void QueuedRankingLoss<Derived, Options>::reset() {
   built_queue_size_ = options.queue_size();
   built_ignore_index_ = options.ignore_index();
   warned_ = RankingWarningsIssued();
+  queue_weighted_ = false;
   const bool registered = this->named_buffers(/*recurse=*/false).contains("queue_logits");
   if (built_queue_size_ == 0 && !registered) {
     return;
@@ -107,6 +117,8 @@ void QueuedRankingLoss<Derived, Options>::reset() {
       *this, "queue_targets",
       torch::full({built_queue_size_}, built_ignore_index_, torch::kLong));
   queue_ptr = register_or_replace(*this, "queue_ptr", torch::zeros({1}, torch::kLong));
+  queue_weight =
+      register_or_replace(*this, "queue_weight", torch::ones({built_queue_size_}));
 }
 
 template <typename Derived, typename Options>
@@ -127,15 +139,17 @@ void QueuedRankingLoss<Derived, Options>::pretty_print(std::ostream& stream) con
 }
 
 template <typename Derived, typename Options>
-torch::Tensor QueuedRankingLoss<Derived, Options>::forward(const torch::Tensor& logits,
-                                                           const torch::Tensor& targets) {
-  return std::get<0>(forward_per_class(logits, targets));
+torch::Tensor QueuedRankingLoss<Derived, Options>::forward(
+    const torch::Tensor& logits, const torch::Tensor& targets,
+    const torch::Tensor& sample_weight) {
+  return std::get<0>(forward_per_class(logits, targets, sample_weight));
 }
 
 template <typename Derived, typename Options>
 std::tuple<torch::Tensor, torch::Tensor, torch::Tensor>
-QueuedRankingLoss<Derived, Options>::forward_per_class(const torch::Tensor& logits,
-                                                       const torch::Tensor& targets) {
+QueuedRankingLoss<Derived, Options>::forward_per_class(
+    const torch::Tensor& logits, const torch::Tensor& targets,
+    const torch::Tensor& sample_weight) {
   // Options may have been edited since reset(): check them again; the ones
   // that shape the queue need reset().
   check_options();
@@ -154,20 +168,26 @@ QueuedRankingLoss<Derived, Options>::forward_per_class(const torch::Tensor& logi
       has_queue ? optional<torch::Tensor>(queue_logits) : c10::nullopt;
   const optional<torch::Tensor> q_targets =
       has_queue ? optional<torch::Tensor>(queue_targets) : c10::nullopt;
+  const auto live_weight = common::defined_or_nullopt(sample_weight);
+  // Weighted when this batch or a queued row carries weights.
+  const optional<torch::Tensor> q_weight =
+      has_queue && (queue_weighted_ || live_weight.has_value())
+          ? optional<torch::Tensor>(queue_weight)
+          : c10::nullopt;
   torch::Tensor loss;
   torch::Tensor per_class;
   torch::Tensor valid;
   torch::Tensor events;
   std::tie(loss, per_class, valid, events) =
       nn_impl::naming_the_loss(Derived::kName, [&] {
-        return static_cast<const Derived&>(*this).call_op(logits, targets, q_logits,
-                                                          q_targets);
+        return static_cast<const Derived&>(*this).call_op(
+            logits, targets, q_logits, q_targets, live_weight, q_weight);
       });
 
   // The queue follows the logits' device (the op has accepted them).
   if (has_queue && queue_logits.device() != logits.device()) {
     torch::NoGradGuard no_grad;
-    for (auto* buffer : {&queue_logits, &queue_targets, &queue_ptr}) {
+    for (auto* buffer : {&queue_logits, &queue_targets, &queue_ptr, &queue_weight}) {
       buffer->set_data(buffer->to(logits.device()));
     }
   }
@@ -181,7 +201,9 @@ QueuedRankingLoss<Derived, Options>::forward_per_class(const torch::Tensor& logi
   const bool update = this->is_training() || options.update_queue_in_eval();
   const bool empty_pool = happened.data_ptr<bool>()[ops::kEmptyPool];
   if (has_queue && update && !nonfinite && !empty_pool) {
-    ops::queue_push_(queue_logits, queue_targets, queue_ptr, logits, targets);
+    ops::queue_push_(queue_logits, queue_targets, queue_ptr, logits, targets,
+                     queue_weight, live_weight);
+    queue_weighted_ = queue_weighted_ || live_weight.has_value();
   }
   return {loss, per_class, valid};
 }
@@ -203,18 +225,22 @@ void QueuedRankingLoss<Derived, Options>::to(torch::Device device, torch::Dtype 
 
 template <typename Derived, typename Options>
 void QueuedRankingLoss<Derived, Options>::load(torch::serialize::InputArchive& archive) {
-  detail::load_or_leave_unchanged(*this, archive, Derived::kName, [this, &archive] {
-    if (!queue_logits.defined()) { // queue_size 0 from the start: no buffers
-      torch::Tensor saved;
-      TORCH_CHECK(!archive.try_read("queue_logits", saved, /*is_buffer=*/true),
-                  "the checkpoint holds a queue of ", saved.sizes(),
-                  " logits but this module has queue_size 0; construct it with the "
-                  "checkpoint's queue_size and num_classes");
-      return;
-    }
-    check_loaded_queue(queue_logits, queue_targets, queue_ptr, built_queue_size_,
-                       built_num_classes_, built_ignore_index_);
-  });
+  detail::load_or_leave_unchanged(
+      *this, archive, Derived::kName,
+      [this, &archive] {
+        if (!queue_logits.defined()) { // queue_size 0 from the start: no buffers
+          torch::Tensor saved;
+          TORCH_CHECK(!archive.try_read("queue_logits", saved, /*is_buffer=*/true),
+                      "the checkpoint holds a queue of ", saved.sizes(),
+                      " logits but this module has queue_size 0; construct it with the "
+                      "checkpoint's queue_size and num_classes");
+          return;
+        }
+        check_loaded_queue(queue_logits, queue_targets, queue_ptr, queue_weight,
+                           built_queue_size_, built_num_classes_, built_ignore_index_);
+      },
+      /*optional_buffers=*/{{"queue_weight", 1.0}});
+  queue_weighted_ = queue_weight.defined() && queue_weight.ne(1).any().item<bool>();
 }
 
 template <typename Derived, typename Options>
@@ -226,6 +252,8 @@ void QueuedRankingLoss<Derived, Options>::reset_queue() {
   queue_logits.zero_();
   queue_targets.fill_(built_ignore_index_);
   queue_ptr.zero_();
+  queue_weight.fill_(1);
+  queue_weighted_ = false;
 }
 
 template <typename Derived, typename Options>

@@ -18,12 +18,14 @@ void RecallAtQuantileLossImpl::check_extra_options() const {
 RankingLossResult RecallAtQuantileLossImpl::call_op(
     const torch::Tensor& logits, const torch::Tensor& targets,
     const optional<torch::Tensor>& queue_logits,
-    const optional<torch::Tensor>& queue_targets) const {
-  return ops::recall_at_quantile_loss(logits, targets, queue_logits, queue_targets,
-                                      options.num_classes(), options.quantile(),
-                                      options.interpolation(), options.temperature(),
-                                      common::reduction_string(options.reduction()),
-                                      options.ignore_index(), options.max_pool_size());
+    const optional<torch::Tensor>& queue_targets,
+    const optional<torch::Tensor>& sample_weight,
+    const optional<torch::Tensor>& queue_weight) const {
+  return ops::recall_at_quantile_loss(
+      logits, targets, queue_logits, queue_targets, options.num_classes(),
+      options.quantile(), options.interpolation(), options.temperature(),
+      common::reduction_string(options.reduction()), options.ignore_index(),
+      options.max_pool_size(), sample_weight, queue_weight);
 }
 
 void RecallAtQuantileLossImpl::print_extra_options(std::ostream& stream) const {

@@ -2,6 +2,7 @@
 // proxyloss::smooth_ap_loss op (include/proxyloss/ops.h).
 #include "proxyloss/smooth_ap_loss.h"
 
+#include "common/optional_tensor.h"
 #include "common/reduction.h"
 #include "nn/ranking_warnings.h"
 #include "proxyloss/ops.h"
@@ -11,21 +12,24 @@ namespace proxyloss {
 RankingLossResult SmoothAPLossImpl::call_op(
     const torch::Tensor& logits, const torch::Tensor& targets,
     const optional<torch::Tensor>& queue_logits,
-    const optional<torch::Tensor>& queue_targets) const {
-  return ops::smooth_ap_loss(logits, targets, queue_logits, queue_targets,
-                             options.num_classes(), options.temperature(),
-                             common::reduction_string(options.reduction()),
-                             options.ignore_index(), options.max_pool_size());
+    const optional<torch::Tensor>& queue_targets,
+    const optional<torch::Tensor>& sample_weight,
+    const optional<torch::Tensor>& queue_weight) const {
+  return ops::smooth_ap_loss(
+      logits, targets, queue_logits, queue_targets, options.num_classes(),
+      options.temperature(), common::reduction_string(options.reduction()),
+      options.ignore_index(), options.max_pool_size(), sample_weight, queue_weight);
 }
 
 namespace functional {
 
 torch::Tensor smooth_ap_loss(const torch::Tensor& logits, const torch::Tensor& targets,
-                             const SmoothAPLossFuncOptions& options) {
-  const auto result = ops::smooth_ap_loss(logits, targets, c10::nullopt, c10::nullopt,
-                                          options.num_classes(), options.temperature(),
-                                          common::reduction_string(options.reduction()),
-                                          options.ignore_index(), c10::nullopt);
+                             const SmoothAPLossFuncOptions& options,
+                             const torch::Tensor& sample_weight) {
+  const auto result = ops::smooth_ap_loss(
+      logits, targets, c10::nullopt, c10::nullopt, options.num_classes(),
+      options.temperature(), common::reduction_string(options.reduction()),
+      options.ignore_index(), c10::nullopt, common::defined_or_nullopt(sample_weight));
   RankingWarningsIssued issued; // each call is an instance: it may warn each time
   nn_impl::warn_ranking_events("smooth_ap_loss", std::get<3>(result), targets,
                                torch::Tensor(), options.ignore_index(), 0, issued);

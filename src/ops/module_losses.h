@@ -25,7 +25,8 @@ void check_fair_loss_options(const std::string& who, double smooth_max_beta,
 at::Tensor fair_loss_reduced(const at::Tensor& logits, const at::Tensor& targets,
                              const optional<at::Tensor>& weight, double smooth_max_beta,
                              double scaling_factor, c10::string_view reduction,
-                             int64_t ignore_index, double label_smoothing);
+                             int64_t ignore_index, double label_smoothing,
+                             const optional<at::Tensor>& sample_weight);
 
 // SigmoidFocalLoss's options: alpha in [0, 1] or < 0 (off), gamma finite >= 0.
 void check_sigmoid_focal_options(const std::string& who, double alpha, double gamma);

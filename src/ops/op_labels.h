@@ -14,5 +14,10 @@ at::Tensor sentinel_labels(const at::Tensor& labels, int64_t num_classes);
 // Positives per class: [C] int64 on the labels' device (no host sync).
 at::Tensor positives_per_class(const at::Tensor& labels, int64_t num_classes);
 
+// The positives' weight mass per class, sum_{m: labels[m] = c} weights[m]:
+// [C] in the weights' dtype and on their device (no host sync).
+at::Tensor positive_mass_per_class(const at::Tensor& labels, const at::Tensor& weights,
+                                   int64_t num_classes);
+
 } // namespace ops_impl
 } // namespace proxyloss

@@ -15,11 +15,11 @@ using ops_impl::typed_op;
 using RankingLossResult = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor>;
 
 at::Tensor smooth_ap(const at::Tensor& scores, const at::Tensor& labels,
-                     double temperature) {
+                     double temperature, const optional<at::Tensor>& weights) {
   static const auto op =
-      typed_op<at::Tensor(const at::Tensor&, const at::Tensor&, double)>(
-          "proxyloss::smooth_ap");
-  return op.call(scores, labels, temperature);
+      typed_op<at::Tensor(const at::Tensor&, const at::Tensor&, double,
+                          const optional<at::Tensor>&)>("proxyloss::smooth_ap");
+  return op.call(scores, labels, temperature, weights);
 }
 
 at::Tensor selection_quantile(const at::Tensor& values, double q,
@@ -31,23 +31,27 @@ at::Tensor selection_quantile(const at::Tensor& values, double q,
 }
 
 at::Tensor soft_recall(const at::Tensor& scores, const at::Tensor& labels,
-                       const at::Tensor& thresholds, double temperature) {
+                       const at::Tensor& thresholds, double temperature,
+                       const optional<at::Tensor>& weights) {
   static const auto op =
-      typed_op<at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&,
-                          double)>("proxyloss::soft_recall");
-  return op.call(scores, labels, thresholds, temperature);
+      typed_op<at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&, double,
+                          const optional<at::Tensor>&)>("proxyloss::soft_recall");
+  return op.call(scores, labels, thresholds, temperature, weights);
 }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor> ranking_pool(
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> ranking_pool(
     const at::Tensor& logits, const at::Tensor& targets,
     const optional<at::Tensor>& queue_logits, const optional<at::Tensor>& queue_targets,
-    int64_t num_classes, int64_t ignore_index, optional<int64_t> max_pool_size) {
-  static const auto op = typed_op<std::tuple<at::Tensor, at::Tensor, at::Tensor>(
-      const at::Tensor&, const at::Tensor&, const optional<at::Tensor>&,
-      const optional<at::Tensor>&, int64_t, int64_t, optional<int64_t>)>(
-      "proxyloss::ranking_pool");
+    int64_t num_classes, int64_t ignore_index, optional<int64_t> max_pool_size,
+    const optional<at::Tensor>& sample_weight, const optional<at::Tensor>& queue_weight) {
+  static const auto op =
+      typed_op<std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor>(
+          const at::Tensor&, const at::Tensor&, const optional<at::Tensor>&,
+          const optional<at::Tensor>&, int64_t, int64_t, optional<int64_t>,
+          const optional<at::Tensor>&, const optional<at::Tensor>&)>(
+          "proxyloss::ranking_pool");
   return op.call(logits, targets, queue_logits, queue_targets, num_classes, ignore_index,
-                 max_pool_size);
+                 max_pool_size, sample_weight, queue_weight);
 }
 
 RankingLossResult smooth_ap_loss(const at::Tensor& logits, const at::Tensor& targets,
@@ -55,13 +59,16 @@ RankingLossResult smooth_ap_loss(const at::Tensor& logits, const at::Tensor& tar
                                  const optional<at::Tensor>& queue_targets,
                                  int64_t num_classes, double temperature,
                                  const std::string& reduction, int64_t ignore_index,
-                                 optional<int64_t> max_pool_size) {
+                                 optional<int64_t> max_pool_size,
+                                 const optional<at::Tensor>& sample_weight,
+                                 const optional<at::Tensor>& queue_weight) {
   static const auto op = typed_op<RankingLossResult(
       const at::Tensor&, const at::Tensor&, const optional<at::Tensor>&,
       const optional<at::Tensor>&, int64_t, double, c10::string_view, int64_t,
-      optional<int64_t>)>("proxyloss::smooth_ap_loss");
+      optional<int64_t>, const optional<at::Tensor>&, const optional<at::Tensor>&)>(
+      "proxyloss::smooth_ap_loss");
   return op.call(logits, targets, queue_logits, queue_targets, num_classes, temperature,
-                 reduction, ignore_index, max_pool_size);
+                 reduction, ignore_index, max_pool_size, sample_weight, queue_weight);
 }
 
 RankingLossResult recall_at_quantile_loss(
@@ -69,23 +76,31 @@ RankingLossResult recall_at_quantile_loss(
     const optional<at::Tensor>& queue_logits, const optional<at::Tensor>& queue_targets,
     int64_t num_classes, double quantile, const std::string& interpolation,
     double temperature, const std::string& reduction, int64_t ignore_index,
-    optional<int64_t> max_pool_size) {
+    optional<int64_t> max_pool_size, const optional<at::Tensor>& sample_weight,
+    const optional<at::Tensor>& queue_weight) {
   static const auto op = typed_op<RankingLossResult(
       const at::Tensor&, const at::Tensor&, const optional<at::Tensor>&,
       const optional<at::Tensor>&, int64_t, double, c10::string_view, double,
-      c10::string_view, int64_t, optional<int64_t>)>(
-      "proxyloss::recall_at_quantile_loss");
+      c10::string_view, int64_t, optional<int64_t>, const optional<at::Tensor>&,
+      const optional<at::Tensor>&)>("proxyloss::recall_at_quantile_loss");
   return op.call(logits, targets, queue_logits, queue_targets, num_classes, quantile,
-                 interpolation, temperature, reduction, ignore_index, max_pool_size);
+                 interpolation, temperature, reduction, ignore_index, max_pool_size,
+                 sample_weight, queue_weight);
 }
 
 void queue_push_(at::Tensor& queue_logits, at::Tensor& queue_targets,
                  at::Tensor& queue_ptr, const at::Tensor& logits,
-                 const at::Tensor& targets) {
+                 const at::Tensor& targets, const optional<at::Tensor>& queue_weight,
+                 const optional<at::Tensor>& sample_weight,
+                 const optional<at::Tensor>& queue_iid,
+                 const optional<at::Tensor>& iid_mask) {
   static const auto op =
       typed_op<void(at::Tensor&, at::Tensor&, at::Tensor&, const at::Tensor&,
-                    const at::Tensor&)>("proxyloss::queue_push_");
-  op.call(queue_logits, queue_targets, queue_ptr, logits, targets);
+                    const at::Tensor&, const optional<at::Tensor>&,
+                    const optional<at::Tensor>&, const optional<at::Tensor>&,
+                    const optional<at::Tensor>&)>("proxyloss::queue_push_");
+  op.call(queue_logits, queue_targets, queue_ptr, logits, targets, queue_weight,
+          sample_weight, queue_iid, iid_mask);
 }
 
 at::Tensor fair_loss(const at::Tensor& logits, const at::Tensor& targets,
@@ -103,12 +118,14 @@ at::Tensor fair_loss(const at::Tensor& logits, const at::Tensor& targets,
 at::Tensor fair_loss_reduced(const at::Tensor& logits, const at::Tensor& targets,
                              const optional<at::Tensor>& weight, double smooth_max_beta,
                              double scaling_factor, const std::string& reduction,
-                             int64_t ignore_index, double label_smoothing) {
+                             int64_t ignore_index, double label_smoothing,
+                             const optional<at::Tensor>& sample_weight) {
   static const auto op = typed_op<at::Tensor(
       const at::Tensor&, const at::Tensor&, const optional<at::Tensor>&, double, double,
-      c10::string_view, int64_t, double)>("proxyloss::fair_loss_reduced");
+      c10::string_view, int64_t, double, const optional<at::Tensor>&)>(
+      "proxyloss::fair_loss_reduced");
   return op.call(logits, targets, weight, smooth_max_beta, scaling_factor, reduction,
-                 ignore_index, label_smoothing);
+                 ignore_index, label_smoothing, sample_weight);
 }
 
 at::Tensor sigmoid_focal_loss(const at::Tensor& logits, const at::Tensor& targets,

@@ -33,15 +33,16 @@ namespace proxyloss {
 namespace ops_impl {
 
 // (scores [M, C] in the compute dtype, labels [M] int64, events [4] bool,
-//  pool_position [N] int64: each live row's pool row, -1 if not in the pool).
-using RankingPoolForward = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor>;
+//  weights [M] in the compute dtype, pool_position [N] int64: each live
+//  row's pool row, -1 if not in the pool).
+using RankingPoolForward =
+    std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor>;
 
-RankingPoolForward ranking_pool_forward(const at::Tensor& logits,
-                                        const at::Tensor& targets,
-                                        const optional<at::Tensor>& queue_logits,
-                                        const optional<at::Tensor>& queue_targets,
-                                        int64_t num_classes, int64_t ignore_index,
-                                        optional<int64_t> max_pool_size);
+RankingPoolForward ranking_pool_forward(
+    const at::Tensor& logits, const at::Tensor& targets,
+    const optional<at::Tensor>& queue_logits, const optional<at::Tensor>& queue_targets,
+    int64_t num_classes, int64_t ignore_index, optional<int64_t> max_pool_size,
+    const optional<at::Tensor>& sample_weight, const optional<at::Tensor>& queue_weight);
 
 // grad_logits [N, C] (grad_scores' dtype): grad_scores[pool_position[n]], 0
 // where pool_position[n] == -1.
@@ -58,32 +59,40 @@ RankingLossWithPool smooth_ap_loss_with_pool(
     const at::Tensor& logits, const at::Tensor& targets,
     const optional<at::Tensor>& queue_logits, const optional<at::Tensor>& queue_targets,
     int64_t num_classes, double temperature, c10::string_view reduction,
-    int64_t ignore_index, optional<int64_t> max_pool_size);
+    int64_t ignore_index, optional<int64_t> max_pool_size,
+    const optional<at::Tensor>& sample_weight, const optional<at::Tensor>& queue_weight);
 
 RankingLossWithPool recall_at_quantile_loss_with_pool(
     const at::Tensor& logits, const at::Tensor& targets,
     const optional<at::Tensor>& queue_logits, const optional<at::Tensor>& queue_targets,
     int64_t num_classes, double quantile, c10::string_view interpolation,
     double temperature, c10::string_view reduction, int64_t ignore_index,
-    optional<int64_t> max_pool_size);
+    optional<int64_t> max_pool_size, const optional<at::Tensor>& sample_weight,
+    const optional<at::Tensor>& queue_weight);
 
 RankingLossResult smooth_ap_loss(const at::Tensor& logits, const at::Tensor& targets,
                                  const optional<at::Tensor>& queue_logits,
                                  const optional<at::Tensor>& queue_targets,
                                  int64_t num_classes, double temperature,
                                  c10::string_view reduction, int64_t ignore_index,
-                                 optional<int64_t> max_pool_size);
+                                 optional<int64_t> max_pool_size,
+                                 const optional<at::Tensor>& sample_weight,
+                                 const optional<at::Tensor>& queue_weight);
 
 RankingLossResult recall_at_quantile_loss(
     const at::Tensor& logits, const at::Tensor& targets,
     const optional<at::Tensor>& queue_logits, const optional<at::Tensor>& queue_targets,
     int64_t num_classes, double quantile, c10::string_view interpolation,
     double temperature, c10::string_view reduction, int64_t ignore_index,
-    optional<int64_t> max_pool_size);
+    optional<int64_t> max_pool_size, const optional<at::Tensor>& sample_weight,
+    const optional<at::Tensor>& queue_weight);
 
 void queue_push_(at::Tensor& queue_logits, at::Tensor& queue_targets,
                  at::Tensor& queue_ptr, const at::Tensor& logits,
-                 const at::Tensor& targets);
+                 const at::Tensor& targets, const optional<at::Tensor>& queue_weight,
+                 const optional<at::Tensor>& sample_weight,
+                 const optional<at::Tensor>& queue_iid,
+                 const optional<at::Tensor>& iid_mask);
 
 } // namespace ops_impl
 } // namespace proxyloss

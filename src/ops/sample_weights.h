@@ -6,6 +6,8 @@
 // NaN, and a legitimate mass below 1 is kept.
 #pragma once
 
+#include "proxyloss/compat.h"
+
 #include <ATen/ATen.h>
 
 #include <string>
@@ -19,6 +21,15 @@ namespace ops_impl {
 // graph too), in `dtype`. Its shape is the caller's to check.
 at::Tensor checked_sample_weight(const std::string& who, const at::Tensor& weight,
                                  at::ScalarType dtype);
+
+// A ranking op's per-row weights of a pool: throws a ValueError naming `who`
+// unless `weights` is [M] (M = scores.size(0)), floating, on the scores'
+// device, finite and >= 0 (one host read).
+void check_pool_weights(const std::string& who, const at::Tensor& scores,
+                        const at::Tensor& weights);
+
+// The weights as float64 [M] (contiguous), or undefined when not given.
+at::Tensor weights_in_double(const optional<at::Tensor>& weights);
 
 // sum / mass where mass > 0, sum / 1 where mass == 0 (0-dim tensors).
 at::Tensor weighted_mean(const at::Tensor& weighted_sum, const at::Tensor& mass);

@@ -12,63 +12,74 @@
 
 TORCH_LIBRARY(proxyloss, m) {
   // --- Smooth-AP ---------------------------------------------------------------
-  m.def("smooth_ap(Tensor scores, Tensor labels, float temperature) -> Tensor");
   m.def(
-      "_smooth_ap_forward(Tensor scores, Tensor labels, float temperature)"
-      " -> (Tensor, Tensor, Tensor, Tensor)");
+      "smooth_ap(Tensor scores, Tensor labels, float temperature, Tensor? weights=None)"
+      " -> Tensor");
+  m.def(
+      "_smooth_ap_forward(Tensor scores, Tensor labels, float temperature,"
+      " Tensor? weights=None) -> (Tensor, Tensor, Tensor, Tensor)");
   m.def(
       "_smooth_ap_backward(Tensor grad_ap, Tensor scores, Tensor labels,"
-      " Tensor rank_all, Tensor rank_pos, Tensor order, float temperature) -> Tensor");
+      " Tensor rank_all, Tensor rank_pos, Tensor order, float temperature,"
+      " Tensor? weights=None) -> Tensor");
 
   // --- RecallAtQuantile --------------------------------------------------------
   m.def("selection_quantile(Tensor values, float q, str interpolation) -> Tensor");
   m.def(
-      "soft_recall(Tensor scores, Tensor labels, Tensor thresholds, float temperature)"
-      " -> Tensor");
+      "soft_recall(Tensor scores, Tensor labels, Tensor thresholds, float temperature,"
+      " Tensor? weights=None) -> Tensor");
   m.def(
       "_soft_recall_backward(Tensor grad_recall, Tensor scores, Tensor labels,"
-      " Tensor thresholds, float temperature) -> Tensor");
+      " Tensor thresholds, float temperature, Tensor? weights=None) -> Tensor");
 
   // --- the queued ranking pipeline ----------------------------------------------
   m.def(
       "ranking_pool(Tensor logits, Tensor targets, Tensor? queue_logits,"
-      " Tensor? queue_targets, int num_classes, int ignore_index, int? max_pool_size)"
-      " -> (Tensor scores, Tensor labels, Tensor events)");
+      " Tensor? queue_targets, int num_classes, int ignore_index, int? max_pool_size,"
+      " Tensor? sample_weight=None, Tensor? queue_weight=None)"
+      " -> (Tensor scores, Tensor labels, Tensor events, Tensor weights)");
   m.def(
       "_ranking_pool_forward(Tensor logits, Tensor targets, Tensor? queue_logits,"
-      " Tensor? queue_targets, int num_classes, int ignore_index, int? max_pool_size)"
-      " -> (Tensor scores, Tensor labels, Tensor events, Tensor pool_position)");
+      " Tensor? queue_targets, int num_classes, int ignore_index, int? max_pool_size,"
+      " Tensor? sample_weight=None, Tensor? queue_weight=None)"
+      " -> (Tensor scores, Tensor labels, Tensor events, Tensor weights,"
+      " Tensor pool_position)");
   m.def(
       "_ranking_pool_backward(Tensor grad_scores, Tensor pool_position, int num_classes)"
       " -> Tensor");
   m.def(
       "smooth_ap_loss(Tensor logits, Tensor targets, Tensor? queue_logits,"
       " Tensor? queue_targets, int num_classes, float temperature, str reduction,"
-      " int ignore_index, int? max_pool_size)"
+      " int ignore_index, int? max_pool_size, Tensor? sample_weight=None,"
+      " Tensor? queue_weight=None)"
       " -> (Tensor loss, Tensor per_class, Tensor valid, Tensor events)");
   m.def(
       "recall_at_quantile_loss(Tensor logits, Tensor targets, Tensor? queue_logits,"
       " Tensor? queue_targets, int num_classes, float quantile, str interpolation,"
-      " float temperature, str reduction, int ignore_index, int? max_pool_size)"
+      " float temperature, str reduction, int ignore_index, int? max_pool_size,"
+      " Tensor? sample_weight=None, Tensor? queue_weight=None)"
       " -> (Tensor loss, Tensor per_class, Tensor valid, Tensor events)");
   // The same with the pool's labels [M] as a fifth result (for torch.compile:
   // composite/ranking_losses.cpp).
   m.def(
       "_smooth_ap_loss_with_pool(Tensor logits, Tensor targets, Tensor? queue_logits,"
       " Tensor? queue_targets, int num_classes, float temperature, str reduction,"
-      " int ignore_index, int? max_pool_size)"
+      " int ignore_index, int? max_pool_size, Tensor? sample_weight=None,"
+      " Tensor? queue_weight=None)"
       " -> (Tensor loss, Tensor per_class, Tensor valid, Tensor events,"
       " Tensor pool_labels)");
   m.def(
       "_recall_at_quantile_loss_with_pool(Tensor logits, Tensor targets,"
       " Tensor? queue_logits, Tensor? queue_targets, int num_classes, float quantile,"
       " str interpolation, float temperature, str reduction, int ignore_index,"
-      " int? max_pool_size)"
+      " int? max_pool_size, Tensor? sample_weight=None, Tensor? queue_weight=None)"
       " -> (Tensor loss, Tensor per_class, Tensor valid, Tensor events,"
       " Tensor pool_labels)");
   m.def(
       "queue_push_(Tensor(a!) queue_logits, Tensor(b!) queue_targets,"
-      " Tensor(c!) queue_ptr, Tensor logits, Tensor targets) -> ()");
+      " Tensor(c!) queue_ptr, Tensor logits, Tensor targets,"
+      " Tensor(d!)? queue_weight=None, Tensor? sample_weight=None,"
+      " Tensor(e!)? queue_iid=None, Tensor? iid_mask=None) -> ()");
 
   // --- FairLoss ------------------------------------------------------------------
   m.def(
@@ -87,7 +98,7 @@ TORCH_LIBRARY(proxyloss, m) {
   m.def(
       "fair_loss_reduced(Tensor logits, Tensor targets, Tensor? weight,"
       " float smooth_max_beta, float scaling_factor, str reduction, int ignore_index,"
-      " float label_smoothing) -> Tensor");
+      " float label_smoothing, Tensor? sample_weight=None) -> Tensor");
 
   // --- input checks a tracer keeps (generic/checked_values.cpp) ----------------------
   m.def(

@@ -2,6 +2,7 @@
 #include "ops/smooth_ap.h"
 
 #include "ops/op_labels.h"
+#include "ops/sample_weights.h"
 
 #include <cmath>
 #include <limits>
@@ -20,7 +21,7 @@ at::Tensor per_row(const at::Tensor& table, const at::Tensor& sentinel, double f
 } // namespace
 
 void check_smooth_ap_inputs(const at::Tensor& scores, const at::Tensor& labels,
-                            double temperature) {
+                            double temperature, const optional<at::Tensor>& weights) {
   TORCH_CHECK(scores.dim() == 2,
               "proxyloss::smooth_ap: scores must be 2-D [M, C], got shape ",
               scores.sizes());
@@ -38,6 +39,14 @@ void check_smooth_ap_inputs(const at::Tensor& scores, const at::Tensor& labels,
   TORCH_CHECK(std::isfinite(temperature) && temperature > 0,
               "proxyloss::smooth_ap: temperature must be finite and > 0, got ",
               temperature);
+  if (weights.has_value()) {
+    check_pool_weights("proxyloss::smooth_ap", scores, *weights);
+  }
+}
+
+at::Tensor class_masses(const at::Tensor& labels, const at::Tensor& weights,
+                        int64_t num_classes) {
+  return positive_mass_per_class(labels, weights, num_classes).cpu();
 }
 
 at::Tensor class_counts(const at::Tensor& labels, int64_t num_classes) {
@@ -50,31 +59,39 @@ at::Tensor nonfinite_classes(const at::Tensor& scores) {
 
 at::Tensor ap_from_ranks(const at::Tensor& scores, const at::Tensor& labels,
                          const at::Tensor& rank_all, const at::Tensor& rank_pos,
-                         const at::Tensor& counts, const at::Tensor& nonfinite) {
+                         const at::Tensor& weights, const at::Tensor& mass,
+                         const at::Tensor& nonfinite) {
   const int64_t num_classes = scores.size(1);
   const auto sentinel = sentinel_labels(labels, num_classes);
   // Rows that are not (finite) positives keep rank 0: they add nothing.
   const auto all = rank_all.to(at::kDouble);
-  const auto ratio =
-      at::where(all.gt(0), rank_pos.to(at::kDouble) / all, at::zeros_like(all));
+  auto ratio = at::where(all.gt(0), rank_pos.to(at::kDouble) / all, at::zeros_like(all));
+  if (weights.defined()) {
+    ratio = ratio * weights;
+  }
   auto sums = at::zeros({num_classes + 1}, ratio.options());
   sums.index_add_(0, sentinel, ratio);
-  auto ap = sums.narrow(0, 0, num_classes).cpu() / counts.to(at::kDouble);
+  // W_c == 0 (or P_c == 0): 0 / 0, NaN.
+  auto ap = sums.narrow(0, 0, num_classes).cpu() / mass.to(at::kDouble);
   ap.masked_fill_(nonfinite, std::numeric_limits<double>::quiet_NaN());
   return ap.to(scores.options());
 }
 
-std::tuple<at::Tensor, at::Tensor> rank_coefficients(const at::Tensor& grad_ap,
-                                                     const at::Tensor& labels,
-                                                     const at::Tensor& rank_all,
-                                                     const at::Tensor& rank_pos,
-                                                     const at::Tensor& counts) {
+std::tuple<at::Tensor, at::Tensor> rank_coefficients(
+    const at::Tensor& grad_ap, const at::Tensor& labels, const at::Tensor& rank_all,
+    const at::Tensor& rank_pos, const at::Tensor& weights, const at::Tensor& mass) {
   const int64_t num_classes = grad_ap.size(0);
   const auto sentinel = sentinel_labels(labels, num_classes);
   const auto options = rank_all.options();
-  // g / P per class, 0 for classes without positives and for the sentinel.
-  const auto positives = counts.to(grad_ap.device(), at::kDouble).clamp_min(1.0);
-  const auto g_over_p = per_row((grad_ap.to(at::kDouble) / positives), sentinel, 0.0);
+  // f = (g / W) w per row (unweighted: g / P), 0 for classes without
+  // positives or positive weight, and for the sentinel.
+  const auto class_mass = mass.to(grad_ap.device(), at::kDouble);
+  const auto scale = at::where(class_mass.gt(0), grad_ap.to(at::kDouble) / class_mass,
+                               at::zeros_like(class_mass));
+  auto g_over_p = per_row(scale, sentinel, 0.0);
+  if (weights.defined()) {
+    g_over_p = g_over_p * weights;
+  }
   const auto all = rank_all.to(at::kDouble);
   const auto pos = rank_pos.to(at::kDouble);
   // Rows that are not (finite) positives keep rank 0: guard the divisions.

@@ -1,6 +1,8 @@
 // The argument checks every implementation of proxyloss::soft_recall shares.
 #include "ops/soft_recall.h"
 
+#include "ops/sample_weights.h"
+
 #include <c10/util/Exception.h>
 
 #include <cmath>
@@ -9,7 +11,8 @@ namespace proxyloss {
 namespace ops_impl {
 
 void check_soft_recall_inputs(const at::Tensor& scores, const at::Tensor& labels,
-                              const at::Tensor& thresholds, double temperature) {
+                              const at::Tensor& thresholds, double temperature,
+                              const optional<at::Tensor>& weights) {
   constexpr const char* kOp = "proxyloss::soft_recall";
   TORCH_CHECK_VALUE(scores.dim() == 2, kOp, ": scores must be 2-D [M, C], got shape ",
                     scores.sizes());
@@ -34,6 +37,9 @@ void check_soft_recall_inputs(const at::Tensor& scores, const at::Tensor& labels
   }
   TORCH_CHECK_VALUE(std::isfinite(temperature) && temperature > 0, kOp,
                     ": temperature must be finite and > 0, got ", temperature);
+  if (weights.has_value()) {
+    check_pool_weights(kOp, scores, *weights);
+  }
 }
 
 } // namespace ops_impl

@@ -3,6 +3,7 @@
 #include <c10/util/Exception.h>
 #include <torch/types.h>
 
+#include <algorithm>
 #include <exception>
 #include <utility>
 #include <vector>
@@ -46,7 +47,8 @@ class TensorSnapshot {
 // and then given to the module's tensor with set_data: Module::load's
 // Tensor::set_ into an existing tensor of another dtype reinterprets the
 // checkpoint's bytes (a float64 value read as int64), silently.
-void read_module(torch::nn::Module& module, torch::serialize::InputArchive& archive) {
+void read_module(torch::nn::Module& module, torch::serialize::InputArchive& archive,
+                 const std::vector<std::pair<std::string, double>>& optional_buffers) {
   torch::NoGradGuard no_grad;
   for (auto& parameter : module.named_parameters(/*recurse=*/false)) {
     torch::Tensor saved;
@@ -55,6 +57,15 @@ void read_module(torch::nn::Module& module, torch::serialize::InputArchive& arch
   }
   for (auto& buffer : module.named_buffers(/*recurse=*/false)) {
     torch::Tensor saved;
+    const auto optional = std::find_if(optional_buffers.begin(), optional_buffers.end(),
+                                       [&](const std::pair<std::string, double>& entry) {
+                                         return entry.first == buffer.key();
+                                       });
+    if (optional != optional_buffers.end() &&
+        !archive.try_read(buffer.key(), saved, /*is_buffer=*/true)) {
+      buffer.value().fill_(optional->second); // an earlier version's checkpoint
+      continue;
+    }
     archive.read(buffer.key(), saved, /*is_buffer=*/true);
     buffer.value().set_data(saved);
   }
@@ -65,14 +76,14 @@ void read_module(torch::nn::Module& module, torch::serialize::InputArchive& arch
   }
 }
 
-void load_or_leave_unchanged(torch::nn::Module& module,
-                             torch::serialize::InputArchive& archive,
-                             const std::string& module_name,
-                             const std::function<void()>& check_loaded) {
+void load_or_leave_unchanged(
+    torch::nn::Module& module, torch::serialize::InputArchive& archive,
+    const std::string& module_name, const std::function<void()>& check_loaded,
+    const std::vector<std::pair<std::string, double>>& optional_buffers) {
   TensorSnapshot before(module);
   std::string cause;
   try {
-    read_module(module, archive);
+    read_module(module, archive, optional_buffers);
     check_loaded();
     return;
   } catch (const c10::Error& error) {

@@ -9,6 +9,8 @@
 
 #include <functional>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace proxyloss {
 namespace detail {
@@ -22,11 +24,13 @@ namespace detail {
 // module (recursively) gets back the tensor it held before, and a c10::Error
 // "<module_name>: cannot load the checkpoint (the module is unchanged): ..."
 // carries the cause. Non-tensor state must be assigned by the caller after
-// this returns.
-void load_or_leave_unchanged(torch::nn::Module& module,
-                             torch::serialize::InputArchive& archive,
-                             const std::string& module_name,
-                             const std::function<void()>& check_loaded);
+// this returns. `optional_buffers`: buffers (of `module` itself) that a
+// checkpoint written by an earlier version may lack, each with the value
+// that fills it then.
+void load_or_leave_unchanged(
+    torch::nn::Module& module, torch::serialize::InputArchive& archive,
+    const std::string& module_name, const std::function<void()>& check_loaded,
+    const std::vector<std::pair<std::string, double>>& optional_buffers = {});
 
 } // namespace detail
 } // namespace proxyloss

@@ -377,6 +377,190 @@ def test_fair_state_dict_is_the_seeds_and_the_module_protocols():
                                  "mean"), torch.float64, "after .to(float64)")
 
 
+# --- FairLoss sample_weight (ours: the seed has none) --------------------------------
+# The definition, the focal losses' convention: none w_i loss_i, sum their sum,
+# mean their sum / the weight mass of the rows not ignored (1 where that mass
+# is exactly 0). The reference is the seed's own per-sample loss (reduction
+# "none") weighted by hand.
+
+def weighted_by_hand(rows, valid, weight, reduction):
+    """The seed's per-sample rows (0 at ignored rows) reduced with weights."""
+    weighted = rows * weight.to(rows.dtype)
+    if reduction == "none":
+        return weighted
+    if reduction == "sum":
+        return weighted.sum()
+    mass = (weight.to(rows.dtype) * valid.to(rows.dtype)).sum()
+    return weighted.sum() / torch.where(mass > 0, mass, torch.ones_like(mass))
+
+
+def seed_rows(ce, beta, k, dtype):
+    """The seed's per-sample FairLoss, in ``dtype`` (float64: its own forward
+    under a float64 default dtype)."""
+    rows = fairloss.FairLoss(copy.deepcopy(ce), beta, k, "none")
+    return seed_fair_in_float64(rows) if dtype == torch.float64 else rows
+
+
+def fair_weight(rng, N, dtype):
+    weight = torch.rand(N, dtype=rng.choice([dtype, torch.float64])) * 3
+    weight[torch.rand(N) < 0.2] = 0
+    if rng.random() < 0.1:
+        weight.zero_()
+    return weight
+
+
+@pytest.mark.parametrize("seed,dtype", [(s, d) for s in range(30)
+                                        for d in (torch.float32, torch.float64)])
+def test_fair_sample_weight_is_the_seeds_rows_weighted_by_hand(seed, dtype):
+    case = fair_case(seed, scaling_factors=(1.0, 10.0) if dtype == torch.float32
+                     else (1.0, 10.0, 1000.0))
+    ours = fair_pair(case)[0].to(dtype)
+    ce = case["ce"] if case["ce"] is not None else nn.CrossEntropyLoss(reduction="none")
+    seed_loss = seed_rows(ce, case["beta"], case["k"], dtype)
+    z, t = case["z"].to(dtype), case["targets"]
+    weight = fair_weight(random.Random(500 + seed), len(t), dtype)
+    valid = torch.ones_like(t, dtype=torch.bool)
+    where = f"seed {seed}: {ours} {dtype} ce={case['ce']} weight={weight.tolist()}"
+    cotangent = case["cotangent"].to(dtype)
+    got = value_and_grad(lambda x, y: ours(x, y, sample_weight=weight), z, t, cotangent)
+    want = value_and_grad(
+        lambda x, y: weighted_by_hand(seed_loss(x, y), valid, weight, case["reduction"]),
+        z, t, cotangent)
+    assert got[0].dtype == dtype and got[0].shape == want[0].shape, where
+    assert_close(got[0], want[0], dtype, f"value: {where}")
+    assert_close(got[1], want[1], dtype, f"grad: {where}")
+    functional = PF.fair_loss(z, t, ours.cross_entropy.weight, case["beta"], case["k"],
+                              case["reduction"], ce.ignore_index, ce.label_smoothing,
+                              sample_weight=weight)
+    assert torch.equal(functional, got[0]), where
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_fair_sample_weight_with_ignored_rows_leaves_them_out_of_the_mass(seed):
+    rng = random.Random(700 + seed)
+    torch.manual_seed(700 + seed)
+    dtype = rng.choice([torch.float32, torch.float64])
+    C, N = rng.choice([2, 3, 7]), rng.randint(2, 16)
+    ignore_index = rng.choice([-100, 255, 0])
+    ce = nn.CrossEntropyLoss(weight=torch.rand(C) + 0.1 if rng.random() < 0.5 else None,
+                             ignore_index=ignore_index, reduction="none")
+    targets = torch.randint(0, C, (N,))
+    targets[torch.rand(N) < 0.4] = ignore_index
+    kept = targets != ignore_index
+    z = torch.randn(N, C, dtype=dtype)
+    weight = torch.rand(N, dtype=dtype) + 0.5  # the ignored rows' weights too
+    seed_loss = seed_rows(ce, 10.0, 10.0, dtype)
+    for reduction in ("none", "sum", "mean"):
+        ours = proxyloss.FairLoss(ce, 10.0, 10.0, reduction).to(dtype)
+        cotangent = torch.randn(N, dtype=dtype) if reduction == "none" else \
+            torch.randn((), dtype=dtype)
+        value, grad = value_and_grad(lambda x, y: ours(x, y, sample_weight=weight), z,
+                                     targets, cotangent)
+        where = f"seed {seed} {reduction} {dtype} targets={targets.tolist()}"
+        if kept.any():  # the seed on the rows it can take
+            want, want_grad = value_and_grad(
+                lambda x, y: weighted_by_hand(seed_loss(x, y), torch.ones_like(y).bool(),
+                                              weight[kept], reduction),
+                z[kept], targets[kept], cotangent[kept] if reduction == "none" else cotangent)
+            assert_close(value[kept] if reduction == "none" else value, want, dtype,
+                         f"value: {where}")
+            assert_close(grad[kept], want_grad, dtype, f"grad: {where}")
+        else:
+            assert torch.equal(value, torch.zeros_like(value)), where  # zero mass: 0
+        if reduction == "none":
+            assert torch.equal(value[~kept], torch.zeros_like(value[~kept])), where
+        assert torch.equal(grad[~kept], torch.zeros_like(grad[~kept])), where
+
+
+def test_fair_sample_weight_none_is_bitwise_the_unweighted_loss():
+    torch.manual_seed(5)
+    z, t = torch.randn(20, 4), torch.randint(0, 4, (20,))
+    t[::5] = -100
+    for reduction in ("none", "sum", "mean"):
+        loss = proxyloss.FairLoss(smooth_max_beta=10.0, scaling_factor=10.0,
+                                  reduction=reduction)
+        plain = loss(z, t)
+        assert torch.equal(loss(z, t, sample_weight=None), plain)
+        assert torch.equal(PF.fair_loss(z, t, None, 10.0, 10.0, reduction), plain)
+        torch.testing.assert_close(loss(z, t, sample_weight=torch.ones(20)), plain,
+                                   rtol=1e-6, atol=0)
+
+
+def test_fair_weighted_mean_over_zero_mass_is_zero_not_nan():
+    z = torch.randn(3, 4, requires_grad=True)
+    all_ignored = torch.full((3,), -100)
+    assert torch.isnan(proxyloss.FairLoss()(z, all_ignored))  # unweighted: torch's NaN
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # real weights: no all-zero warning
+        out = proxyloss.FairLoss()(z, all_ignored, sample_weight=torch.ones(3))
+    assert out.item() == 0.0
+    out.backward()
+    assert torch.equal(z.grad, torch.zeros_like(z))
+    empty = proxyloss.FairLoss()(torch.zeros(0, 3), torch.zeros(0, dtype=torch.long),
+                                 sample_weight=torch.zeros(0))
+    assert empty.item() == 0.0
+
+
+def test_fair_sample_weight_gradcheck_in_float64():
+    torch.manual_seed(3)
+    z = torch.randn(7, 4, dtype=torch.float64)
+    z[0, 2] = z[0, 1]  # a tie with the target
+    targets = torch.tensor([1, 0, 3, -100, 2, 2, 0])
+    weight = torch.tensor([0.5, 2.0, 0.0, 4.0, 1.0, 0.25, 3.0], dtype=torch.float64)
+    ce = nn.CrossEntropyLoss(weight=torch.rand(4, dtype=torch.float64) + 0.5,
+                             label_smoothing=0.1, reduction="none")
+    for reduction in ("mean", "sum", "none"):
+        loss = proxyloss.FairLoss(ce, smooth_max_beta=5.0, scaling_factor=3.0,
+                                  reduction=reduction)
+        x = z.clone().requires_grad_(True)
+        assert torch.autograd.gradcheck(lambda x: loss(x, targets, sample_weight=weight),
+                                        (x,)), reduction
+
+
+def test_fair_all_zero_sample_weight_warns_once_per_instance():
+    z, t = torch.randn(5, 3), torch.tensor([0, 1, 2, 0, 1])
+    loss = proxyloss.FairLoss()
+    with pytest.warns(UserWarning, match="FairLoss: sample_weight is zero everywhere") \
+            as record:
+        assert loss(z, t, sample_weight=torch.zeros(5)).item() == 0.0
+    assert len(record) == 1 and record[0].filename == __file__
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # once per instance, and not for real weights
+        loss(z, t, sample_weight=torch.zeros(5))
+        proxyloss.FairLoss()(z, t, sample_weight=torch.tensor([0.0, 0, 0, 0, 1]))
+    with pytest.warns(UserWarning, match="sample_weight is zero everywhere"):
+        proxyloss.FairLoss()(z, t, sample_weight=torch.zeros(5))  # another instance
+
+
+def test_fair_sample_weight_is_detached_and_cast():
+    x = torch.randn(6, 3, dtype=torch.float64, requires_grad=True)
+    t = torch.tensor([0, 1, 2, 0, 1, 2])
+    weight = torch.rand(6, requires_grad=True)  # float32, with a graph
+    out = proxyloss.FairLoss(reduction="sum")(x, t, sample_weight=weight)
+    assert out.dtype == torch.float64
+    out.backward()
+    assert weight.grad is None and x.grad is not None
+
+
+@pytest.mark.parametrize("weight,match", [
+    (torch.tensor([1.0, -1.0, 1.0, 1.0]),
+     r"sample_weight must be finite and >= 0, got \[-1\.?0*\] at rows \[1\]"),
+    (torch.tensor([1.0, float("nan"), 1.0, 1.0]), "sample_weight must be finite"),
+    (torch.full((4,), float("inf")), "sample_weight must be finite"),
+    (torch.tensor([1.0, -1e-300, 1.0, 1.0], dtype=torch.float64),
+     "sample_weight must be finite and >= 0"),
+    (torch.ones(3), r"sample_weight must have shape \[N\] with N = 4"),
+    (torch.ones(4, 1), r"sample_weight must have shape \[N\] with N = 4"),
+    (torch.ones(4, dtype=torch.long), "sample_weight must be floating point"),
+])
+def test_fair_bad_sample_weights_are_value_errors(weight, match):
+    z, t = grid(4, 3), torch.tensor([0, 1, 2, 0])
+    with pytest.raises(ValueError, match=f"^FairLoss: .*{match}"):
+        proxyloss.FairLoss()(z, t, sample_weight=weight)
+    with pytest.raises(ValueError, match=match):
+        PF.fair_loss(z, t, sample_weight=weight)
+
+
 # --------------------------------------------------------------------------------------
 # Focal losses
 # --------------------------------------------------------------------------------------

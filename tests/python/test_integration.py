@@ -30,7 +30,9 @@ import proxyloss
 proxy_losses = pytest.importorskip("proxy_losses")
 fairloss = pytest.importorskip("fairloss")
 
-QUEUE_KEYS = {"_q_logits", "_q_targets", "_q_ptr"}
+SEED_QUEUE_KEYS = {"_q_logits", "_q_targets", "_q_ptr"}
+# Ours adds the successor's per-row weight.
+QUEUE_KEYS = SEED_QUEUE_KEYS | {"_q_weight"}
 
 
 def assert_close(got, want, dtype, what=""):
@@ -61,7 +63,7 @@ def step_both(ours, seed, logits, targets, what):
     got.backward()
     want.backward()
     assert_close(x.grad, y.grad, logits.dtype, f"gradient: {what}")
-    for key in QUEUE_KEYS:
+    for key in SEED_QUEUE_KEYS:
         assert torch.equal(getattr(ours, key), getattr(seed, key)), f"{key}: {what}"
 
 
@@ -527,7 +529,8 @@ def test_a_lightning_style_loop_trains_as_with_the_seed(main):
     want = torch.tensor([v for _, _, v in seed.logged], dtype=torch.float64)
     assert_close(got, want, torch.float64, "logged values")
     ours_state = ours.state_dict()
-    assert set(ours_state) == set(seed.state_dict()) | {"loss_fn._extra_state"}
+    assert set(ours_state) == set(seed.state_dict()) | {
+        "loss_fn._extra_state", "loss_fn.main_loss._q_weight"}
     for name, want in seed.state_dict().items():
         if want.is_floating_point():
             assert_close(ours_state[name], want, torch.float64, name)

@@ -12,9 +12,9 @@ would have in the package that wrote them.
 Each checkpoint is loaded strictly (``load_state_dict`` with strict=True), as
 it is and through ``torch.save`` to a file under tmp_path and ``torch.load``;
 then the next steps' losses, gradients and queue buffers must equal those of
-the reference continuing from the same state. A 0.6.0 queue holding
-per-sample weights other than 1 is refused with a ValueError. Ours -> ours
-round trips through deepcopy, pickle and a file.
+the reference continuing from the same state (a 0.6.0 queue holding
+per-sample weights included: ours keeps them as ``_q_weight``). Ours -> ours round trips through deepcopy, pickle and a
+file.
 
 Environment: PROXYLOSS_LIBRARY and PYTHONPATH (python/) when run from the
 build tree, or an installed proxyloss.
@@ -34,6 +34,7 @@ imbalanced_losses = pytest.importorskip("imbalanced_losses")
 C = 3
 TEMPS = dict(temp_start=0.5, temp_end=0.05, temp_decay_steps=6)
 SEED_KEYS = {"_q_logits", "_q_targets", "_q_ptr"}
+OUR_KEYS = SEED_KEYS | {"_q_weight"}
 SUCCESSOR_KEYS = {"_queue._q_logits", "_queue._q_targets", "_queue._q_ptr", "_queue._q_iid",
                   "_queue._q_weight"}
 
@@ -61,10 +62,16 @@ def batches(count, seed, dtype=torch.float32):
     return out
 
 
-def queue_of(loss):
+def queue_of(loss, with_weights):
+    """The queue buffers; with_weights: also the per-row weights, which
+    0.1.3 does not have."""
     if not hasattr(loss, "_q_logits"):  # queue_size=0 in 0.6.0: _queue has no buffers
         return ()
-    return loss._q_logits, loss._q_targets, loss._q_ptr
+    buffers = (loss._q_logits, loss._q_targets, loss._q_ptr)
+    if with_weights:
+        queue = getattr(loss, "_queue", loss)
+        buffers += (queue._q_weight,)
+    return buffers
 
 
 def step(module, logits, targets, **kwargs):
@@ -86,7 +93,9 @@ def compare_step(ours, reference, logits, targets, where, **kwargs):
         else:
             assert_close(g.detach(), w.detach(), logits.dtype, f"loss: {where}")
     assert_close(got_grad, want_grad, logits.dtype, f"gradient: {where}")
-    for g, w in zip(queue_of(ours), queue_of(reference), strict=True):
+    with_weights = hasattr(reference, "_queue")  # the successor
+    for g, w in zip(queue_of(ours, with_weights), queue_of(reference, with_weights),
+                    strict=True):
         assert torch.equal(g, w), f"queue: {where}"
 
 
@@ -99,14 +108,23 @@ def via(state, how, tmp_path):
     return torch.load(path)
 
 
-def continue_ranking(ours, reference, seed):
-    """Four training steps, one eval step, one more training step."""
+def continue_ranking(ours, reference, seed, weighted=False):
+    """Four training steps, one eval step, one more training step; weighted:
+    each with a sample_weight (some 0) and an iid_mask (successor call form)."""
+    generator = torch.Generator().manual_seed(seed + 1000)
     for index, (logits, targets) in enumerate(batches(6, seed)):
         training = index != 4
         ours.train(training)
         reference.train(training)
+        kwargs = {"return_per_class": True}
+        if weighted:
+            N = len(targets)
+            weight = torch.rand(N, generator=generator) * 3
+            weight[torch.rand(N, generator=generator) < 0.2] = 0
+            kwargs.update(sample_weight=weight,
+                          iid_mask=torch.rand(N, generator=generator) < 0.7)
         compare_step(ours, reference, logits, targets, f"step {index} after loading",
-                     return_per_class=True)
+                     **kwargs)
 
 
 # --- the ranking losses -------------------------------------------------------------
@@ -140,8 +158,8 @@ def test_a_successor_ranking_loss_checkpoint_loads_and_training_continues(kind, 
     assert set(state) == (SUCCESSOR_KEYS if queue_size else set())
     ours = make_loss(proxyloss, kind, queue_size)
     ours.load_state_dict(via(state, how, tmp_path))  # strict
-    assert set(ours.state_dict()) == (SEED_KEYS if queue_size else set())
-    for got, want in zip(queue_of(ours), queue_of(successor), strict=True):
+    assert set(ours.state_dict()) == (OUR_KEYS if queue_size else set())
+    for got, want in zip(queue_of(ours, True), queue_of(successor, True), strict=True):
         assert torch.equal(got, want)
     continue_ranking(ours, successor, seed=4)
 
@@ -173,21 +191,34 @@ def test_a_pre_0_6_successor_checkpoint_without_iid_and_weight_loads():
         assert torch.equal(ours._q_logits, successor._q_logits)
 
 
-@pytest.mark.parametrize("where", ["loss", "wrapper"])
-def test_a_successor_queue_with_sample_weights_is_refused(where):
-    successor = make_loss(imbalanced_losses, "ap", 16)
+@pytest.mark.parametrize("kind", ["ap", "recall"])
+@pytest.mark.parametrize("then", ["weighted", "unweighted"])
+def test_a_successor_queue_with_sample_weights_loads_and_training_continues(kind, then):
+    """The queued rows keep their weights: the next steps weigh them as the
+    successor does, with or without weights of their own."""
+    successor = make_loss(imbalanced_losses, kind, 16)
     logits, targets = batches(1, seed=8)[0]
     weight = torch.ones(len(targets))
     weight[0] = 2.5
+    weight[1] = 0.0
     successor(logits, targets, sample_weight=weight)
     state = successor.state_dict()
     assert bool((state["_queue._q_weight"] != 1).any())
-    ours = make_loss(proxyloss, "ap", 16)
-    if where == "wrapper":
-        state = {"main_loss." + key: value for key, value in state.items()}
-        ours = proxyloss.LossWarmupWrapper(nn.CrossEntropyLoss(), ours, warmup_epochs=1)
-    with pytest.raises(ValueError, match="SmoothAPLoss: .*per-sample weights.*sample weights"):
-        ours.load_state_dict(state)
+    ours = make_loss(proxyloss, kind, 16)
+    ours.load_state_dict(state)
+    assert torch.equal(ours._q_weight, state["_queue._q_weight"])
+    continue_ranking(ours, successor, seed=13, weighted=then == "weighted")
+
+
+def test_a_successor_wrapper_checkpoint_with_sample_weights_loads():
+    successor = make_loss(imbalanced_losses, "ap", 16)
+    logits, targets = batches(1, seed=8)[0]
+    successor(logits, targets, sample_weight=torch.rand(len(targets)))
+    state = {"main_loss." + key: value for key, value in successor.state_dict().items()}
+    ours = proxyloss.LossWarmupWrapper(nn.CrossEntropyLoss(), make_loss(proxyloss, "ap", 16),
+                                       warmup_epochs=1)
+    ours.load_state_dict(state, strict=False)  # the successor's wrapper adds _extra_state
+    assert torch.equal(ours.main_loss._q_weight, state["main_loss._queue._q_weight"])
 
 
 def test_a_successor_queue_with_unit_sample_weights_loads():
@@ -309,7 +340,8 @@ def test_a_successor_wrapper_checkpoint_resumes_its_schedule(kind, schedule, sav
     assert (ours.in_warmup, ours.in_blend, ours.main_weight, ours.current_temperature) == (
         original.in_warmup, original.in_blend, original.main_weight,
         original.current_temperature)
-    for got, want in zip(queue_of(ours.main_loss), queue_of(original.main_loss), strict=True):
+    for got, want in zip(queue_of(ours.main_loss, True), queue_of(original.main_loss, True),
+                         strict=True):
         assert torch.equal(got, want)
     run_epochs([ours, original], range(saved_after_epochs, 7), steps, next_step, seed=16)
     assert ours.get_extra_state() == original.get_extra_state()

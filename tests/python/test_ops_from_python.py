@@ -133,8 +133,9 @@ def test_ranking_pool_passes_each_pool_row_gradient_to_its_live_row(dtype, max_p
     targets[::4] = -100
     q_logits, q_targets = torch.randn(12, 3), torch.randint(0, 3, (12,))
     torch.manual_seed(7)
-    scores, labels, events = ops.ranking_pool(logits, targets, q_logits, q_targets, 3, -100,
-                                              max_pool_size)
+    scores, labels, events, pool_weights = ops.ranking_pool(logits, targets, q_logits,
+                                                            q_targets, 3, -100, max_pool_size)
+    assert torch.equal(pool_weights, torch.ones(len(scores), dtype=scores.dtype))
     assert scores.dtype == (torch.float32 if dtype == torch.float16 else dtype)
     weights = torch.randn(scores.shape, dtype=scores.dtype)
     (scores * weights).sum().backward()

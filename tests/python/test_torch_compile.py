@@ -105,6 +105,30 @@ def test_a_compiled_model_trains_as_the_eager_one(name, capture):
             assert torch.equal(a, b), key
 
 
+@pytest.mark.parametrize("capture", [False, True], ids=["default", "capture_dynamic"])
+@pytest.mark.parametrize("name", ["SmoothAPLoss", "RecallAtQuantileLoss"])
+def test_weighted_ranking_losses_compile_as_eager(name, capture):
+    """sample_weight through a compiled queued ranking loss: the same losses,
+    gradients and queue buffers (weights included) as eager, over steps that
+    mix weighted and unweighted batches of two sizes."""
+    torch.manual_seed(1)
+    eager, twin = LOSSES[name](), LOSSES[name]()
+    with capturing(capture):
+        compiled = torch.compile(twin)
+        for step, batch in enumerate((32, 20, 32, 20)):
+            x, y = torch.randn(batch, 3), torch.randint(0, 3, (batch,))
+            y[::7] = -100
+            weight = torch.rand(batch) * 2 if step != 1 else None
+            a, b = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+            want, got = eager(a, y, sample_weight=weight), compiled(b, y, sample_weight=weight)
+            want.backward()
+            got.backward()
+            torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-7)
+            torch.testing.assert_close(b.grad, a.grad, rtol=1e-5, atol=1e-7)
+    for key, value in eager.state_dict().items():
+        assert torch.equal(twin.state_dict()[key], value), key
+
+
 def graph_ops(explained):
     """The proxyloss ops in each graph TorchDynamo captured."""
     return [{str(node.target) for node in graph.graph.nodes
@@ -223,6 +247,8 @@ def test_fair_loss_compiles_into_one_graph():
     loss = proxyloss.FairLoss(ce, 10.0, 10.0)
     logits, targets = torch.randn(32, 5, dtype=torch.float64), torch.randint(0, 5, (32,))
     assert_compiled_equals_eager(lambda x: loss(x, targets), logits)
+    weight = torch.rand(32, dtype=torch.float64)
+    assert_compiled_equals_eager(lambda x: loss(x, targets, sample_weight=weight), logits)
 
 
 @needs_fakes
@@ -237,11 +263,13 @@ def test_the_ranking_pool_traces_with_its_data_dependent_size(max_pool_size):
     targets = torch.randint(0, 3, (48,))
     targets[::3] = -100
     queue_logits, queue_targets = torch.randn(16, 3), torch.randint(-100, 3, (16,)).clamp(-1)
+    row_weights = torch.rand(48, dtype=torch.float64)
 
     def f(s):
-        scores, labels, events = ops.ranking_pool(s, targets, queue_logits, queue_targets,
-                                                  3, -100, max_pool_size)
-        return ops.smooth_ap(scores, labels, 0.1) * labels.shape[0]  # the row count too
+        scores, labels, events, weights = ops.ranking_pool(
+            s, targets, queue_logits, queue_targets, 3, -100, max_pool_size, row_weights)
+        # The row count too; the weights travel with their rows.
+        return ops.smooth_ap(scores, labels, 0.1, weights) * labels.shape[0]
 
     # (The subsample draws from torch's RNG: the same seed for both calls.)
     assert_compiled_equals_eager(f, logits, capture=True, seed=5)

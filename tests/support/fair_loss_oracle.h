@@ -64,4 +64,26 @@ inline torch::Tensor fair_loss(const torch::Tensor& logits, const torch::Tensor&
   }
 }
 
+// With per-sample weights w [N] (proxyloss's definition; the reference has
+// none): none w_i loss_i, sum their sum, mean their sum over the weight mass
+// of the rows not ignored, or over 1 where that mass is exactly 0.
+inline torch::Tensor weighted_fair_loss(const torch::Tensor& logits,
+                                        const torch::Tensor& targets,
+                                        const torch::Tensor& sample_weight,
+                                        const FairLossParams& p,
+                                        proxyloss::Reduction reduction) {
+  const auto w = sample_weight.detach().to(logits.scalar_type());
+  const auto weighted = fair_loss_rows(logits, targets, p) * w;
+  switch (reduction) {
+    case proxyloss::Reduction::None:
+      return weighted;
+    case proxyloss::Reduction::Sum:
+      return weighted.sum();
+    default: {
+      const auto mass = (w * targets.ne(p.ignore_index).to(w.scalar_type())).sum();
+      return weighted.sum() / torch::where(mass.gt(0), mass, torch::ones_like(mass));
+    }
+  }
+}
+
 } // namespace oracle

@@ -24,8 +24,10 @@ inline double nan() {
 // Smooth-AP of one class: scores [M], is_pos [M] bool. Follows the seed's
 // _compute_smooth_ap but also evaluates the all-positive case (AP = 1).
 // Returns an undefined tensor when there is no positive.
+// With `weights` [M] (defined): the positives' terms weighted,
+// sum_k w_k rank_pos_k / rank_all_k / sum_k w_k (the successor's weighted AP).
 inline torch::Tensor class_ap(const torch::Tensor& scores, const torch::Tensor& is_pos,
-                              double tau) {
+                              double tau, const torch::Tensor& weights = {}) {
   const int64_t M = scores.size(0);
   const auto pos_idx = is_pos.nonzero().squeeze(1);
   const int64_t P = pos_idx.size(0);
@@ -39,16 +41,20 @@ inline torch::Tensor class_ap(const torch::Tensor& scores, const torch::Tensor& 
   soft = soft.masked_fill(self_mask, 0.0);
   const auto rank_all = 1.0 + soft.sum(1);
   const auto rank_pos = 1.0 + soft.index_select(1, pos_idx).sum(1);
+  if (weights.defined()) {
+    const auto w = weights.index_select(0, pos_idx).to(scores.scalar_type());
+    return (rank_pos / rank_all * w).sum() / w.sum();
+  }
   return (rank_pos / rank_all).mean();
 }
 
 // The op's contract: ap [C], row m positive of class labels[m] if in range.
 inline torch::Tensor op_ap(const torch::Tensor& scores, const torch::Tensor& labels,
-                           double tau) {
+                           double tau, const torch::Tensor& weights = {}) {
   const int64_t C = scores.size(1);
   std::vector<torch::Tensor> aps;
   for (int64_t c = 0; c < C; ++c) {
-    auto ap = class_ap(scores.select(1, c), labels.eq(c), tau);
+    auto ap = class_ap(scores.select(1, c), labels.eq(c), tau, weights);
     aps.push_back(ap.defined() ? ap : torch::full({}, nan(), scores.options()));
   }
   return torch::stack(aps);

@@ -1,6 +1,7 @@
 // The autograd Function of proxyloss::fair_loss: forward calls the private
 // op _fair_loss_forward and saves three numbers per row; _fair_loss_backward
 // turns them into the gradient in one pass. Differentiable once.
+#include "common/optional_tensor.h"
 #include "ops/autograd/once_differentiable.h"
 #include "ops/dispatch.h"
 #include "ops/fair_loss.h"
@@ -68,8 +69,7 @@ class FairLossFunction : public torch::autograd::Function<FairLossFunction> {
                                 ctx->saved_data["scaling_factor"].toDouble(),
                                 ctx->saved_data["ignore_index"].toInt(),
                                 ctx->saved_data["label_smoothing"].toDouble()};
-    const optional<at::Tensor> weight =
-        saved[2].defined() ? optional<at::Tensor>(saved[2]) : c10::nullopt;
+    const optional<at::Tensor> weight = common::defined_or_nullopt(saved[2]);
     at::Tensor grad_logits;
     {
       at::AutoDispatchBelowADInplaceOrView below_autograd;

@@ -5,6 +5,7 @@
 // logits' dtype (the scores are in the compute dtype). Queue rows get no
 // gradient: the queue is detached. Differentiable once.
 #include "common/input_checks.h"
+#include "common/optional_tensor.h"
 #include "ops/autograd/once_differentiable.h"
 #include "ops/dispatch.h"
 #include "proxyloss/compat.h"
@@ -19,8 +20,9 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-using PoolForward = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor>;
-using PoolResult = std::tuple<at::Tensor, at::Tensor, at::Tensor>;
+using PoolForward =
+    std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor>;
+using PoolResult = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor>;
 
 // Undefined tensors are refused before the dispatcher and autograd see them
 // (which would fail with a message naming neither).
@@ -32,13 +34,16 @@ void check_defined_inputs(const at::Tensor& logits, const at::Tensor& targets) {
 PoolForward call_forward(const at::Tensor& logits, const at::Tensor& targets,
                          const optional<at::Tensor>& queue_logits,
                          const optional<at::Tensor>& queue_targets, int64_t num_classes,
-                         int64_t ignore_index, optional<int64_t> max_pool_size) {
+                         int64_t ignore_index, optional<int64_t> max_pool_size,
+                         const optional<at::Tensor>& sample_weight,
+                         const optional<at::Tensor>& queue_weight) {
   static const auto op = typed_op<PoolForward(
       const at::Tensor&, const at::Tensor&, const optional<at::Tensor>&,
-      const optional<at::Tensor>&, int64_t, int64_t, optional<int64_t>)>(
+      const optional<at::Tensor>&, int64_t, int64_t, optional<int64_t>,
+      const optional<at::Tensor>&, const optional<at::Tensor>&)>(
       "proxyloss::_ranking_pool_forward");
   return op.call(logits, targets, queue_logits, queue_targets, num_classes, ignore_index,
-                 max_pool_size);
+                 max_pool_size, sample_weight, queue_weight);
 }
 
 at::Tensor call_backward(const at::Tensor& grad_scores, const at::Tensor& pool_position,
@@ -56,20 +61,23 @@ class RankingPoolFunction : public torch::autograd::Function<RankingPoolFunction
                                const optional<at::Tensor>& queue_logits,
                                const optional<at::Tensor>& queue_targets,
                                int64_t num_classes, int64_t ignore_index,
-                               optional<int64_t> max_pool_size) {
+                               optional<int64_t> max_pool_size,
+                               const optional<at::Tensor>& sample_weight,
+                               const optional<at::Tensor>& queue_weight) {
     at::AutoDispatchBelowADInplaceOrView below_autograd;
     at::Tensor scores;
     at::Tensor labels;
     at::Tensor events;
+    at::Tensor weights;
     at::Tensor pool_position;
-    std::tie(scores, labels, events, pool_position) =
+    std::tie(scores, labels, events, weights, pool_position) =
         call_forward(logits, targets, queue_logits, queue_targets, num_classes,
-                     ignore_index, max_pool_size);
+                     ignore_index, max_pool_size, sample_weight, queue_weight);
     ctx->save_for_backward({pool_position});
     ctx->saved_data["num_classes"] = num_classes;
     ctx->saved_data["logits_dtype"] = static_cast<int64_t>(logits.scalar_type());
-    ctx->mark_non_differentiable({labels, events});
-    return {scores, labels, events};
+    ctx->mark_non_differentiable({labels, events, weights});
+    return {scores, labels, events, weights};
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
@@ -84,8 +92,8 @@ class RankingPoolFunction : public torch::autograd::Function<RankingPoolFunction
           call_backward(grad_outputs[0], pool_position, num_classes).to(logits_dtype);
     }
     auto grads = once_differentiable({grad_logits}, "proxyloss::ranking_pool");
-    return {grads[0],     at::Tensor(), at::Tensor(), at::Tensor(),
-            at::Tensor(), at::Tensor(), at::Tensor()};
+    return {grads[0],     at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(),
+            at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 
@@ -93,12 +101,15 @@ PoolResult ranking_pool_autograd(const at::Tensor& logits, const at::Tensor& tar
                                  const optional<at::Tensor>& queue_logits,
                                  const optional<at::Tensor>& queue_targets,
                                  int64_t num_classes, int64_t ignore_index,
-                                 optional<int64_t> max_pool_size) {
+                                 optional<int64_t> max_pool_size,
+                                 const optional<at::Tensor>& sample_weight,
+                                 const optional<at::Tensor>& queue_weight) {
   check_defined_inputs(logits, targets);
-  const auto outputs =
-      RankingPoolFunction::apply(logits, targets, queue_logits, queue_targets,
-                                 num_classes, ignore_index, max_pool_size);
-  return {outputs[0], outputs[1], outputs[2]};
+  // The weights are constants (detached), as the queue is.
+  const auto outputs = RankingPoolFunction::apply(
+      logits, targets, queue_logits, queue_targets, num_classes, ignore_index,
+      max_pool_size, common::detached(sample_weight), common::detached(queue_weight));
+  return {outputs[0], outputs[1], outputs[2], outputs[3]};
 }
 
 // Below autograd (inference mode, or no input requiring grad).
@@ -106,11 +117,15 @@ PoolResult ranking_pool_no_grad(const at::Tensor& logits, const at::Tensor& targ
                                 const optional<at::Tensor>& queue_logits,
                                 const optional<at::Tensor>& queue_targets,
                                 int64_t num_classes, int64_t ignore_index,
-                                optional<int64_t> max_pool_size) {
+                                optional<int64_t> max_pool_size,
+                                const optional<at::Tensor>& sample_weight,
+                                const optional<at::Tensor>& queue_weight) {
   check_defined_inputs(logits, targets);
-  const auto outputs = call_forward(logits, targets, queue_logits, queue_targets,
-                                    num_classes, ignore_index, max_pool_size);
-  return {std::get<0>(outputs), std::get<1>(outputs), std::get<2>(outputs)};
+  const auto outputs =
+      call_forward(logits, targets, queue_logits, queue_targets, num_classes,
+                   ignore_index, max_pool_size, sample_weight, queue_weight);
+  return {std::get<0>(outputs), std::get<1>(outputs), std::get<2>(outputs),
+          std::get<3>(outputs)};
 }
 
 } // namespace

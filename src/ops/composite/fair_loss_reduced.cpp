@@ -5,10 +5,16 @@
 //   none: the rows ([N], 0 at ignored rows); sum: their sum;
 //   mean: their sum / #rows not ignored (NaN when every row is, as torch's
 //         mean of nothing; not weighted by class weight, as pytorch-fairloss).
+// With sample_weight w [N] (checked finite and >= 0, detached, in the compute
+// dtype; ops/sample_weights.h), as the focal losses: none: w_i loss_i; sum:
+// their sum; mean: their sum / sum of w_i over the rows not ignored, divided
+// by 1 where that mass is exactly 0 (all weights zero, every row ignored, or
+// no rows), which gives 0, not NaN. Without it the computation is unchanged.
 // The result has the dtype of the logits.
 #include "common/input_checks.h"
 #include "common/reduction.h"
 #include "ops/module_losses.h"
+#include "ops/sample_weights.h"
 #include "proxyloss/fair_loss_op.h"
 
 #include <c10/util/Exception.h>
@@ -41,6 +47,17 @@ void check_inputs(const at::Tensor& logits, const at::Tensor& targets,
   }
 }
 
+// FairLoss's sample_weight: one per row, [N], as SoftmaxFocalLoss's.
+at::Tensor checked_row_weight(const at::Tensor& logits, const at::Tensor& sample_weight,
+                              at::ScalarType dtype) {
+  common::check_defined(kOp, sample_weight, "sample_weight");
+  TORCH_CHECK_VALUE(sample_weight.dim() == 1 && sample_weight.size(0) == logits.size(0),
+                    kOp, ": sample_weight must have shape [N] with N = ", logits.size(0),
+                    " (the rows of logits), got ", sample_weight.sizes());
+  common::check_same_device(kOp, logits, sample_weight, "sample_weight");
+  return checked_sample_weight(kOp, sample_weight, dtype);
+}
+
 } // namespace
 
 void check_fair_loss_options(const std::string& who, double smooth_max_beta,
@@ -65,13 +82,17 @@ void check_fair_loss_options(const std::string& who, double smooth_max_beta,
 at::Tensor fair_loss_reduced(const at::Tensor& logits, const at::Tensor& targets,
                              const optional<at::Tensor>& weight, double smooth_max_beta,
                              double scaling_factor, c10::string_view reduction_name,
-                             int64_t ignore_index, double label_smoothing) {
+                             int64_t ignore_index, double label_smoothing,
+                             const optional<at::Tensor>& sample_weight) {
   const at::Tensor weight_or_none = weight.has_value() ? *weight : at::Tensor();
   check_fair_loss_options(kOp, smooth_max_beta, scaling_factor, label_smoothing,
                           weight_or_none);
   const auto reduction = common::parse_reduction(kOp, std::string(reduction_name));
   check_inputs(logits, targets, weight);
   const auto dtype = common::compute_dtype(logits.scalar_type());
+  const auto row_weight = sample_weight.has_value()
+                              ? checked_row_weight(logits, *sample_weight, dtype)
+                              : at::Tensor();
   const auto long_targets = targets.to(at::kLong);
   const optional<at::Tensor> compute_weight =
       weight_or_none.defined() ? optional<at::Tensor>(weight_or_none.detach().to(dtype))
@@ -79,6 +100,17 @@ at::Tensor fair_loss_reduced(const at::Tensor& logits, const at::Tensor& targets
   const auto per_row =
       ops::fair_loss(logits.to(dtype), long_targets, compute_weight, smooth_max_beta,
                      scaling_factor, ignore_index, label_smoothing);
+  if (row_weight.defined()) {
+    const auto valid = long_targets.ne(ignore_index);
+    const auto weighted = per_row * row_weight; // 0 at ignored rows, as per_row
+    const auto out =
+        reduction == Reduction::Mean
+            ? weighted_mean(
+                  weighted.sum(),
+                  at::where(valid, row_weight, at::zeros_like(row_weight)).sum())
+            : common::reduce(weighted, reduction, {});
+    return out.to(logits.scalar_type());
+  }
   const auto out =
       common::reduce(per_row, reduction, long_targets.ne(ignore_index).sum());
   return out.to(logits.scalar_type());

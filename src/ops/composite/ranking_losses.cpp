@@ -10,6 +10,11 @@
 //                      (detached; NaN for a column with a non-finite score),
 //                      loss_c = 1 - soft_recall(scores, labels, theta, tau)[c],
 //                      valid where the class has a positive.
+// Weighted (sample_weight and/or queue_weight given): the pool's weights
+// (ranking_pool) weight the positives' terms of smooth_ap / soft_recall (the
+// ranks and the threshold stay unweighted), and a class is valid only where
+// its positives' weight mass is > 0 too. Without weights the ops are called
+// unweighted: every result is what it was before weights existed.
 // per_class = loss where valid, NaN elsewhere (the logits' dtype); loss = the
 // reduction over the valid classes (none: per_class, zeros for an empty
 // pool; no valid class: a zero that keeps a graph to the logits).
@@ -65,24 +70,35 @@ RankingLossResult reduce_classes(const at::Tensor& logits, const at::Tensor& cla
 }
 
 // The pipeline both losses share: the pool, then `per_class(scores,
-// labels)` -> (per-class loss, valid), then the reduction.
-// Returns the pool's labels after the four results (see WithPool below).
+// labels, weights)` -> (per-class loss, valid), then the reduction; weights
+// is nullopt when the loss is unweighted, and a class is valid only where
+// its positives weigh something. Returns the pool's labels after the four
+// results (see WithPool below).
 template <typename PerClass>
 RankingLossWithPool ranking_loss(const at::Tensor& logits, const at::Tensor& targets,
                                  const optional<at::Tensor>& queue_logits,
                                  const optional<at::Tensor>& queue_targets,
                                  int64_t num_classes, int64_t ignore_index,
                                  optional<int64_t> max_pool_size, Reduction reduction,
+                                 const optional<at::Tensor>& sample_weight,
+                                 const optional<at::Tensor>& queue_weight,
                                  PerClass&& per_class) {
   at::Tensor scores;
   at::Tensor labels;
   at::Tensor events;
-  std::tie(scores, labels, events) =
+  at::Tensor pool_weights;
+  std::tie(scores, labels, events, pool_weights) =
       ops::ranking_pool(logits, targets, queue_logits, queue_targets, num_classes,
-                        ignore_index, max_pool_size);
+                        ignore_index, max_pool_size, sample_weight, queue_weight);
+  const bool weighted = sample_weight.has_value() || queue_weight.has_value();
+  const auto weights = weighted ? optional<at::Tensor>(pool_weights) : c10::nullopt;
   at::Tensor class_loss;
   at::Tensor valid;
-  std::tie(class_loss, valid) = per_class(scores, labels);
+  std::tie(class_loss, valid) = per_class(scores, labels, weights);
+  if (weighted) {
+    valid = valid.logical_and(
+        positive_mass_per_class(labels, pool_weights, num_classes).gt(0));
+  }
   const auto result = reduce_classes(logits, class_loss, valid, reduction, events);
   return std::tuple_cat(result, std::make_tuple(labels));
 }
@@ -98,15 +114,18 @@ RankingLossWithPool smooth_ap_loss_with_pool(
     const at::Tensor& logits, const at::Tensor& targets,
     const optional<at::Tensor>& queue_logits, const optional<at::Tensor>& queue_targets,
     int64_t num_classes, double temperature, c10::string_view reduction_name,
-    int64_t ignore_index, optional<int64_t> max_pool_size) {
+    int64_t ignore_index, optional<int64_t> max_pool_size,
+    const optional<at::Tensor>& sample_weight, const optional<at::Tensor>& queue_weight) {
   constexpr const char* kOp = "proxyloss::smooth_ap_loss";
   common::check_ranking_options(kOp, num_classes, temperature, ignore_index,
                                 max_pool_size);
   const auto reduction = common::parse_reduction(kOp, std::string(reduction_name));
   return ranking_loss(
       logits, targets, queue_logits, queue_targets, num_classes, ignore_index,
-      max_pool_size, reduction, [&](const at::Tensor& scores, const at::Tensor& labels) {
-        const auto ap = ops::smooth_ap(scores, labels, temperature);
+      max_pool_size, reduction, sample_weight, queue_weight,
+      [&](const at::Tensor& scores, const at::Tensor& labels,
+          const optional<at::Tensor>& weights) {
+        const auto ap = ops::smooth_ap(scores, labels, temperature, weights);
         const auto positives = positives_per_class(labels, num_classes);
         const auto pool_rows = at::ones_like(labels).sum();
         const auto valid = positives.gt(0).logical_and(positives.lt(pool_rows));
@@ -119,7 +138,8 @@ RankingLossWithPool recall_at_quantile_loss_with_pool(
     const optional<at::Tensor>& queue_logits, const optional<at::Tensor>& queue_targets,
     int64_t num_classes, double quantile, c10::string_view interpolation,
     double temperature, c10::string_view reduction_name, int64_t ignore_index,
-    optional<int64_t> max_pool_size) {
+    optional<int64_t> max_pool_size, const optional<at::Tensor>& sample_weight,
+    const optional<at::Tensor>& queue_weight) {
   constexpr const char* kOp = "proxyloss::recall_at_quantile_loss";
   common::check_ranking_options(kOp, num_classes, temperature, ignore_index,
                                 max_pool_size);
@@ -129,14 +149,17 @@ RankingLossWithPool recall_at_quantile_loss_with_pool(
   const std::string mode(interpolation);
   return ranking_loss(
       logits, targets, queue_logits, queue_targets, num_classes, ignore_index,
-      max_pool_size, reduction, [&](const at::Tensor& scores, const at::Tensor& labels) {
+      max_pool_size, reduction, sample_weight, queue_weight,
+      [&](const at::Tensor& scores, const at::Tensor& labels,
+          const optional<at::Tensor>& weights) {
         const auto detached = scores.detach();
         // Non-finite scores make the class NaN (never a wrong finite value).
         const auto thresholds = at::where(
             at::isfinite(detached).all(/*dim=*/0),
             ops::selection_quantile(detached, 1.0 - quantile, mode),
             at::full({}, std::numeric_limits<double>::quiet_NaN(), detached.options()));
-        const auto recall = ops::soft_recall(scores, labels, thresholds, temperature);
+        const auto recall =
+            ops::soft_recall(scores, labels, thresholds, temperature, weights);
         const auto valid = positives_per_class(labels, num_classes).gt(0);
         return std::make_tuple(1 - recall, valid);
       });
@@ -147,10 +170,12 @@ RankingLossResult smooth_ap_loss(const at::Tensor& logits, const at::Tensor& tar
                                  const optional<at::Tensor>& queue_targets,
                                  int64_t num_classes, double temperature,
                                  c10::string_view reduction, int64_t ignore_index,
-                                 optional<int64_t> max_pool_size) {
-  return without_pool(smooth_ap_loss_with_pool(logits, targets, queue_logits,
-                                               queue_targets, num_classes, temperature,
-                                               reduction, ignore_index, max_pool_size));
+                                 optional<int64_t> max_pool_size,
+                                 const optional<at::Tensor>& sample_weight,
+                                 const optional<at::Tensor>& queue_weight) {
+  return without_pool(smooth_ap_loss_with_pool(
+      logits, targets, queue_logits, queue_targets, num_classes, temperature, reduction,
+      ignore_index, max_pool_size, sample_weight, queue_weight));
 }
 
 RankingLossResult recall_at_quantile_loss(
@@ -158,10 +183,11 @@ RankingLossResult recall_at_quantile_loss(
     const optional<at::Tensor>& queue_logits, const optional<at::Tensor>& queue_targets,
     int64_t num_classes, double quantile, c10::string_view interpolation,
     double temperature, c10::string_view reduction, int64_t ignore_index,
-    optional<int64_t> max_pool_size) {
+    optional<int64_t> max_pool_size, const optional<at::Tensor>& sample_weight,
+    const optional<at::Tensor>& queue_weight) {
   return without_pool(recall_at_quantile_loss_with_pool(
       logits, targets, queue_logits, queue_targets, num_classes, quantile, interpolation,
-      temperature, reduction, ignore_index, max_pool_size));
+      temperature, reduction, ignore_index, max_pool_size, sample_weight, queue_weight));
 }
 
 } // namespace ops_impl

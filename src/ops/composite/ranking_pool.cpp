@@ -13,7 +13,12 @@
 //   3. max_pool_size: a larger pool is subsampled (each observed class first
 //      gets max(1, cap / (2 * classes)) rows, the rest uniformly; torch's RNG);
 //   4. binary mode (C == 1): a non-zero target is a positive of class 0;
-//   5. scores in the compute dtype (float16/bfloat16 -> float32).
+//   5. scores in the compute dtype (float16/bfloat16 -> float32);
+//   6. weights [M] (compute dtype): each pool row's weight, sample_weight [N]
+//      for live rows (finite, >= 0: a ValueError otherwise), queue_weight [Q]
+//      for queue rows, 1 where not given (all ones without either), carried
+//      through steps 2 and 3 with their rows (the subsampling does not look
+//      at them).
 // events[kNonFiniteLogits]: a live row that enters the pool has a NaN/inf logit
 // (the queue's rows that can enter a pool are finite: the modules enqueue
 // only finite batches, and their checkpoints are checked); events
@@ -28,6 +33,7 @@
 #include "common/input_checks.h"
 #include "common/ranking_options.h"
 #include "ops/ranking.h"
+#include "ops/sample_weights.h"
 #include "proxyloss/ops.h"
 
 #include <torch/library.h>
@@ -50,9 +56,12 @@ void check_logits(const at::Tensor& logits, int64_t num_classes) {
 }
 
 void check_queue(const at::Tensor& logits, const optional<at::Tensor>& queue_logits,
-                 const optional<at::Tensor>& queue_targets) {
+                 const optional<at::Tensor>& queue_targets,
+                 const optional<at::Tensor>& queue_weight) {
   TORCH_CHECK_VALUE(queue_logits.has_value() == queue_targets.has_value(), kOp,
                     ": queue_logits and queue_targets must be given together");
+  TORCH_CHECK_VALUE(!queue_weight.has_value() || queue_logits.has_value(), kOp,
+                    ": queue_weight needs queue_logits and queue_targets");
   if (!queue_logits.has_value()) {
     return;
   }
@@ -70,6 +79,32 @@ void check_queue(const at::Tensor& logits, const optional<at::Tensor>& queue_log
   TORCH_CHECK_VALUE(at::isIntegralType(q_targets.scalar_type(), /*includeBool=*/false),
                     kOp, ": queue_targets must be an integer tensor, got ",
                     q_targets.scalar_type());
+  if (queue_weight.has_value()) {
+    TORCH_CHECK_VALUE(
+        queue_weight->dim() == 1 && queue_weight->size(0) == q_logits.size(0), kOp,
+        ": queue_weight must have shape [Q] with Q = ", q_logits.size(0),
+        " (the rows of queue_logits), got ", queue_weight->sizes());
+    TORCH_CHECK_VALUE(at::isFloatingType(queue_weight->scalar_type()), kOp,
+                      ": queue_weight must be floating point, got ",
+                      queue_weight->scalar_type());
+  }
+}
+
+// The live rows' weights: sample_weight [N] checked (finite, >= 0) in the
+// compute dtype, or ones.
+at::Tensor live_weights(const at::Tensor& logits,
+                        const optional<at::Tensor>& sample_weight, at::ScalarType dtype) {
+  const int64_t N = logits.size(0);
+  if (!sample_weight.has_value()) {
+    return at::ones({N}, logits.options().dtype(dtype));
+  }
+  TORCH_CHECK_VALUE(sample_weight->dim() == 1 && sample_weight->size(0) == N, kOp,
+                    ": sample_weight must have shape [N] with N = ", N,
+                    " (the rows of logits), got ", sample_weight->sizes());
+  TORCH_CHECK_VALUE(sample_weight->device() == logits.device(), kOp,
+                    ": sample_weight must be on the device of logits (", logits.device(),
+                    "), got ", sample_weight->device());
+  return checked_sample_weight(kOp, *sample_weight, dtype);
 }
 
 // Rows to keep: a quota per observed class, then uniformly from the rest.
@@ -120,12 +155,11 @@ at::Tensor live_pool_positions(const at::Tensor& source, int64_t live_rows,
 
 } // namespace
 
-RankingPoolForward ranking_pool_forward(const at::Tensor& logits_arg,
-                                        const at::Tensor& targets,
-                                        const optional<at::Tensor>& queue_logits,
-                                        const optional<at::Tensor>& queue_targets,
-                                        int64_t num_classes, int64_t ignore_index,
-                                        optional<int64_t> max_pool_size) {
+RankingPoolForward ranking_pool_forward(
+    const at::Tensor& logits_arg, const at::Tensor& targets,
+    const optional<at::Tensor>& queue_logits, const optional<at::Tensor>& queue_targets,
+    int64_t num_classes, int64_t ignore_index, optional<int64_t> max_pool_size,
+    const optional<at::Tensor>& sample_weight, const optional<at::Tensor>& queue_weight) {
   TORCH_CHECK_VALUE(num_classes > 0, kOp, ": num_classes must be > 0, got ", num_classes);
   TORCH_CHECK_VALUE(!max_pool_size.has_value() || *max_pool_size > 0, kOp,
                     ": max_pool_size must be > 0 when set, got ",
@@ -138,14 +172,20 @@ RankingPoolForward ranking_pool_forward(const at::Tensor& logits_arg,
   if (num_classes > 1) {
     common::check_target_range(kOp, live_targets, num_classes, ignore_index);
   }
-  check_queue(logits, queue_logits, queue_targets);
+  check_queue(logits, queue_logits, queue_targets, queue_weight);
+  const auto dtype = common::compute_dtype(logits.scalar_type());
 
   auto pool_logits = logits;
   auto pool_targets = live_targets;
+  auto pool_weights = live_weights(logits, sample_weight, dtype);
   if (queue_logits.has_value()) {
     pool_logits = at::cat(
         {logits, queue_logits->detach().to(logits.device(), logits.scalar_type())});
     pool_targets = at::cat({live_targets, queue_targets->to(logits.device(), at::kLong)});
+    pool_weights = at::cat(
+        {pool_weights, queue_weight.has_value()
+                           ? queue_weight->detach().to(logits.device(), dtype)
+                           : at::ones({queue_logits->size(0)}, pool_weights.options())});
   }
   // source: the concatenation row of each pool row; undefined while it is
   // the identity (nothing dropped, nothing drawn).
@@ -156,6 +196,7 @@ RankingPoolForward ranking_pool_forward(const at::Tensor& logits_arg,
     source = kept.nonzero().squeeze(1);
     pool_logits = pool_logits.index_select(0, source);
     pool_targets = pool_targets.index_select(0, source);
+    pool_weights = pool_weights.index_select(0, source);
   }
   // Device-side: the live rows that enter the pool hold a NaN or inf.
   const auto finite = at::isfinite(logits);
@@ -171,6 +212,7 @@ RankingPoolForward ranking_pool_forward(const at::Tensor& logits_arg,
     const auto rows = subsample_rows(pool_targets, *max_pool_size);
     pool_logits = pool_logits.index_select(0, rows);
     pool_targets = pool_targets.index_select(0, rows);
+    pool_weights = pool_weights.index_select(0, rows);
     source = source.defined() ? source.index_select(0, rows) : rows;
   }
   const auto pool_position =
@@ -193,7 +235,7 @@ RankingPoolForward ranking_pool_forward(const at::Tensor& logits_arg,
     labels = at::where(pool_targets.ne(0), at::zeros_like(pool_targets),
                        at::full_like(pool_targets, -1));
   }
-  auto scores = pool_logits.to(common::compute_dtype(logits.scalar_type()));
+  auto scores = pool_logits.to(dtype);
   // Fresh outputs, as the schema promises (no alias of an input): without a
   // queue, a dropped row or a dtype change, the pool is the live batch.
   if (scores.is_alias_of(logits)) {
@@ -202,7 +244,7 @@ RankingPoolForward ranking_pool_forward(const at::Tensor& logits_arg,
   if (labels.is_alias_of(targets)) {
     labels = labels.clone();
   }
-  return {scores, labels, events, pool_position};
+  return {scores, labels, events, pool_weights, pool_position};
 }
 
 namespace {

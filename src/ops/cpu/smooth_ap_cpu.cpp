@@ -6,6 +6,7 @@
 #include "ops/cpu/kernel_selection.h"
 #include "ops/cpu/kernels/cpu_capability.h"
 #include "ops/cpu/radix_sort.h"
+#include "ops/sample_weights.h"
 #include "ops/smooth_ap.h"
 
 #include <ATen/Dispatch.h>
@@ -104,13 +105,15 @@ void run_backward(const kernels::SmoothAPKernels& k, const double* v, int64_t P,
 } // namespace
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> smooth_ap_forward_cpu(
-    const at::Tensor& scores_in, const at::Tensor& labels_in, double temperature) {
+    const at::Tensor& scores_in, const at::Tensor& labels_in, double temperature,
+    const optional<at::Tensor>& weights_in) {
   if (detail::generic_kernels_forced()) {
-    return smooth_ap_forward_generic(scores_in, labels_in, temperature);
+    return smooth_ap_forward_generic(scores_in, labels_in, temperature, weights_in);
   }
-  check_smooth_ap_inputs(scores_in, labels_in, temperature);
+  check_smooth_ap_inputs(scores_in, labels_in, temperature, weights_in);
   const auto scores = scores_in.contiguous();
   const auto labels = labels_in.contiguous();
+  const auto weights = weights_in_double(weights_in);
   const int64_t M = scores.size(0);
   const int64_t C = scores.size(1);
   auto rank_all = at::zeros({M}, scores.options());
@@ -122,6 +125,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> smooth_ap_forward_cpu
   AT_DISPATCH_FLOATING_TYPES(scores.scalar_type(), "proxyloss_smooth_ap_forward", [&] {
     const auto* s = scores.data_ptr<scalar_t>();
     const auto* y = labels.data_ptr<int64_t>();
+    const double* w = weights.defined() ? weights.data_ptr<double>() : nullptr;
     const ClassStats stats(s, y, M, C);
     const auto inv_tau = static_cast<scalar_t>(1.0 / temperature);
     ClassSorter<scalar_t> sorter;
@@ -144,14 +148,23 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> smooth_ap_forward_cpu
       class_rank_pos.resize(P);
       run_forward(kernels, values.data(), P, M, inv_tau, class_rank_all.data(),
                   class_rank_pos.data());
-      // ap = mean of rank_pos / rank_all, in double from the rounded ranks.
+      // ap = (weighted) mean of rank_pos / rank_all, in double from the
+      // rounded ranks; W == 0 gives 0 / 0, NaN.
       double sum = 0;
+      double mass = 0;
       for (int64_t k = 0; k < P; ++k) {
-        out_all[class_order[k]] = class_rank_all[k];
-        out_pos[class_order[k]] = class_rank_pos[k];
-        sum += double(class_rank_pos[k]) / double(class_rank_all[k]);
+        const int64_t row = class_order[k];
+        out_all[row] = class_rank_all[k];
+        out_pos[row] = class_rank_pos[k];
+        const double ratio = double(class_rank_pos[k]) / double(class_rank_all[k]);
+        if (w != nullptr) {
+          sum += w[row] * ratio;
+          mass += w[row];
+        } else {
+          sum += ratio;
+        }
       }
-      out_ap[c] = static_cast<scalar_t>(sum / double(P));
+      out_ap[c] = static_cast<scalar_t>(sum / (w != nullptr ? mass : double(P)));
     }
   });
   return {ap, rank_all, rank_pos, order};
@@ -160,14 +173,16 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> smooth_ap_forward_cpu
 at::Tensor smooth_ap_backward_cpu(const at::Tensor& grad_ap, const at::Tensor& scores_in,
                                   const at::Tensor& labels_in, const at::Tensor& rank_all,
                                   const at::Tensor& rank_pos, const at::Tensor& order_in,
-                                  double temperature) {
+                                  double temperature,
+                                  const optional<at::Tensor>& weights_in) {
   if (detail::generic_kernels_forced()) {
     return smooth_ap_backward_generic(grad_ap, scores_in, labels_in, rank_all, rank_pos,
-                                      order_in, temperature);
+                                      order_in, temperature, weights_in);
   }
-  check_smooth_ap_inputs(scores_in, labels_in, temperature);
+  check_smooth_ap_inputs(scores_in, labels_in, temperature, weights_in);
   const auto scores = scores_in.contiguous();
   const auto labels = labels_in.contiguous();
+  const auto weights = weights_in_double(weights_in);
   const int64_t M = scores.size(0);
   const int64_t C = scores.size(1);
   const auto grad = grad_ap.to(at::kCPU, at::kDouble).contiguous();
@@ -187,6 +202,7 @@ at::Tensor smooth_ap_backward_cpu(const at::Tensor& grad_ap, const at::Tensor& s
     const auto* g = grad.data_ptr<double>();
     const auto* all = ranks_all.data_ptr<scalar_t>();
     const auto* pos = ranks_pos.data_ptr<scalar_t>();
+    const double* w = weights.defined() ? weights.data_ptr<double>() : nullptr;
     auto* out = grad_scores.data_ptr<scalar_t>();
     const ClassStats stats(s, y, M, C);
     const auto inv_tau = static_cast<scalar_t>(1.0 / temperature);
@@ -216,19 +232,31 @@ at::Tensor smooth_ap_backward_cpu(const at::Tensor& grad_ap, const at::Tensor& s
         sorter.sort(s, y, M, C, c, P, sorted_rows.data());
         class_order = sorted_rows.data();
       }
-      gather_class(s, C, c, class_order, M, values);
-      // With g = grad_ap[c]:
-      //   coef_all = dL/drank_all = -g rank_pos / (P rank_all^2)
-      //   coef_pos = dL/drank_all + dL/drank_pos = coef_all + g / (P rank_all)
+      // With g = grad_ap[c] and f_k = (g / W) w_k (unweighted: g / P):
+      //   coef_all = dL/drank_all = -f rank_pos / rank_all^2
+      //   coef_pos = dL/drank_all + dL/drank_pos = coef_all + f / rank_all
       // in double, rounded once to the scores' type.
-      const double g_over_p = g[c] / double(P);
+      double mass = double(P);
+      if (w != nullptr) {
+        mass = 0;
+        for (int64_t k = 0; k < P; ++k) {
+          mass += w[class_order[k]];
+        }
+        if (mass == 0) {
+          continue; // the positives weigh nothing: ap is NaN, no gradient
+        }
+      }
+      gather_class(s, C, c, class_order, M, values);
+      const double g_over_mass = g[c] / mass;
       coef_all.resize(P);
       coef_pos.resize(P);
       for (int64_t k = 0; k < P; ++k) {
-        const double ra = all[class_order[k]];
-        const double ca = -g_over_p * double(pos[class_order[k]]) / (ra * ra);
+        const int64_t row = class_order[k];
+        const double f = w != nullptr ? g_over_mass * w[row] : g_over_mass;
+        const double ra = all[row];
+        const double ca = -f * double(pos[row]) / (ra * ra);
         coef_all[k] = static_cast<scalar_t>(ca);
-        coef_pos[k] = static_cast<scalar_t>(ca + g_over_p / ra);
+        coef_pos[k] = static_cast<scalar_t>(ca + f / ra);
       }
       class_grad.resize(M);
       run_backward(kernels, values.data(), P, M, inv_tau, coef_all.data(),

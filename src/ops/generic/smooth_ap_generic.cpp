@@ -3,6 +3,7 @@
 // in chunks so that at most kChunkElements pairwise terms exist at once; the
 // whole [P, M] matrix is never materialised.
 #include "ops/op_labels.h"
+#include "ops/sample_weights.h"
 #include "ops/smooth_ap.h"
 
 #include <torch/library.h>
@@ -56,8 +57,10 @@ ClassView view_class(const at::Tensor& scores, const at::Tensor& labels,
 } // namespace
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> smooth_ap_forward_generic(
-    const at::Tensor& scores, const at::Tensor& labels, double temperature) {
-  check_smooth_ap_inputs(scores, labels, temperature);
+    const at::Tensor& scores, const at::Tensor& labels, double temperature,
+    const optional<at::Tensor>& weights_in) {
+  check_smooth_ap_inputs(scores, labels, temperature, weights_in);
+  const auto weights = weights_in_double(weights_in);
   const int64_t M = scores.size(0);
   const int64_t C = scores.size(1);
   auto rank_all = at::zeros({M}, scores.options());
@@ -86,7 +89,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> smooth_ap_forward_gen
       rank_all.index_copy_(0, rows, sum_all + 0.5);
     }
   }
-  auto ap = ap_from_ranks(scores, labels, rank_all, rank_pos, counts, nonfinite);
+  const auto mass = weights.defined() ? class_masses(labels, weights, C) : counts;
+  auto ap = ap_from_ranks(scores, labels, rank_all, rank_pos, weights, mass, nonfinite);
   // Nothing else to save: backward recomputes its masks from the labels.
   return {ap, rank_all, rank_pos, at::empty({0}, labels.options())};
 }
@@ -95,8 +99,10 @@ at::Tensor smooth_ap_backward_generic(const at::Tensor& grad_ap, const at::Tenso
                                       const at::Tensor& labels,
                                       const at::Tensor& rank_all,
                                       const at::Tensor& rank_pos,
-                                      const at::Tensor& /*order*/, double temperature) {
-  check_smooth_ap_inputs(scores, labels, temperature);
+                                      const at::Tensor& /*order*/, double temperature,
+                                      const optional<at::Tensor>& weights_in) {
+  check_smooth_ap_inputs(scores, labels, temperature, weights_in);
+  const auto weights = weights_in_double(weights_in);
   const int64_t M = scores.size(0);
   const int64_t C = scores.size(1);
   const auto counts = class_counts(labels, C);
@@ -104,8 +110,9 @@ at::Tensor smooth_ap_backward_generic(const at::Tensor& grad_ap, const at::Tenso
   const auto grad_cpu = grad_ap.to(at::kCPU, at::kDouble);
   at::Tensor coef_all;
   at::Tensor coef_pos;
+  const auto mass = weights.defined() ? class_masses(labels, weights, C) : counts;
   std::tie(coef_all, coef_pos) =
-      rank_coefficients(grad_ap, labels, rank_all, rank_pos, counts);
+      rank_coefficients(grad_ap, labels, rank_all, rank_pos, weights, mass);
   auto grad_scores = at::zeros_like(scores);
   const double inv_tau = 1.0 / temperature;
   const int64_t rows_per_chunk = chunk_rows(M);
@@ -114,7 +121,8 @@ at::Tensor smooth_ap_backward_generic(const at::Tensor& grad_ap, const at::Tenso
   for (int64_t c = 0; c < C; ++c) {
     const int64_t P = counts.data_ptr<int64_t>()[c];
     if (P == 0 || nonfinite.data_ptr<bool>()[c] ||
-        grad_cpu.data_ptr<double>()[c] == 0.0) {
+        grad_cpu.data_ptr<double>()[c] == 0.0 ||
+        (weights.defined() && mass.data_ptr<double>()[c] == 0.0)) {
       continue;
     }
     const auto cls = view_class(scores, labels, positives, c, P);
