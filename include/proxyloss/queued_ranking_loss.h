@@ -110,8 +110,9 @@ class QueuedRankingLoss : public torch::nn::Cloneable<Derived>,
   int64_t built_ignore_index_ = 0;
   // Whether queue_weight may hold a weight other than 1 (a weighted batch
   // was queued, or a checkpoint loaded one): the loss is computed weighted
-  // then. Kept on the host, so that unweighted training never reads the
-  // buffer; the numbers do not depend on it (unit weights are exact).
+  // then, and every batch writes its weights. Invariant: while false, every
+  // stored weight is 1. Kept on the host, so that unweighted training never
+  // reads or writes the buffer; the numbers do not depend on it.
   bool queue_weighted_ = false;
   RankingWarningsIssued warned_;
 };

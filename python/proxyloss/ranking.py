@@ -68,8 +68,10 @@ class _QueuedRankingLoss(nn.Module):
         self._warned = set()
         # Whether _q_weight may hold a weight other than 1 (a weighted batch
         # was queued, or a checkpoint brought one): the loss is then computed
-        # weighted. A host-side flag, so that unweighted training never reads
-        # the buffer; the numbers do not depend on it (unit weights are exact).
+        # weighted, and every batch writes its weights. Invariant: while it is
+        # False every stored weight is 1. A host-side flag, so that unweighted
+        # training never reads or writes the buffer; the numbers do not depend
+        # on it (unit weights are exact).
         self._queue_weighted = False
         if queue_size > 0:
             # As the seed's buffers: float32 logits (unless the module is
@@ -151,9 +153,11 @@ class _QueuedRankingLoss(nn.Module):
             self._warn_about(happened)
         if (has_queue and (self.training or self.update_queue_in_eval)
                 and not happened[NON_FINITE_LOGITS] and not happened[EMPTY_POOL]):
+            # While _queue_weighted is False every stored weight is 1, so an
+            # unweighted batch need not write its ones.
             ops.queue_push_(self._q_logits, self._q_targets, self._q_ptr, logits, targets,
-                            self._q_weight, sample_weight)
-            self._queue_weighted = self._queue_weighted or sample_weight is not None
+                            queue_weight, sample_weight)
+            self._queue_weighted = queue_weight is not None
         if return_per_class:
             return loss, per_class, valid
         return loss

@@ -201,9 +201,11 @@ QueuedRankingLoss<Derived, Options>::forward_per_class(
   const bool update = this->is_training() || options.update_queue_in_eval();
   const bool empty_pool = happened.data_ptr<bool>()[ops::kEmptyPool];
   if (has_queue && update && !nonfinite && !empty_pool) {
-    ops::queue_push_(queue_logits, queue_targets, queue_ptr, logits, targets,
-                     queue_weight, live_weight);
-    queue_weighted_ = queue_weighted_ || live_weight.has_value();
+    // While queue_weighted_ is false every stored weight is 1: an unweighted
+    // batch need not write its ones.
+    ops::queue_push_(queue_logits, queue_targets, queue_ptr, logits, targets, q_weight,
+                     live_weight);
+    queue_weighted_ = q_weight.has_value();
   }
   return {loss, per_class, valid};
 }
