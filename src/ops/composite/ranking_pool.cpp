@@ -177,15 +177,23 @@ RankingPoolForward ranking_pool_forward(
 
   auto pool_logits = logits;
   auto pool_targets = live_targets;
-  auto pool_weights = live_weights(logits, sample_weight, dtype);
+  // Unweighted: no weights travel with the rows (all ones, made at the end).
+  const bool weighted = sample_weight.has_value() || queue_weight.has_value();
+  at::Tensor pool_weights;
+  if (weighted) {
+    pool_weights = live_weights(logits, sample_weight, dtype);
+  }
   if (queue_logits.has_value()) {
     pool_logits = at::cat(
         {logits, queue_logits->detach().to(logits.device(), logits.scalar_type())});
     pool_targets = at::cat({live_targets, queue_targets->to(logits.device(), at::kLong)});
-    pool_weights = at::cat(
-        {pool_weights, queue_weight.has_value()
-                           ? queue_weight->detach().to(logits.device(), dtype)
-                           : at::ones({queue_logits->size(0)}, pool_weights.options())});
+    if (weighted) {
+      pool_weights =
+          at::cat({pool_weights,
+                   queue_weight.has_value()
+                       ? queue_weight->detach().to(logits.device(), dtype)
+                       : at::ones({queue_logits->size(0)}, pool_weights.options())});
+    }
   }
   // source: the concatenation row of each pool row; undefined while it is
   // the identity (nothing dropped, nothing drawn).
@@ -196,7 +204,9 @@ RankingPoolForward ranking_pool_forward(
     source = kept.nonzero().squeeze(1);
     pool_logits = pool_logits.index_select(0, source);
     pool_targets = pool_targets.index_select(0, source);
-    pool_weights = pool_weights.index_select(0, source);
+    if (weighted) {
+      pool_weights = pool_weights.index_select(0, source);
+    }
   }
   // Device-side: the live rows that enter the pool hold a NaN or inf.
   const auto finite = at::isfinite(logits);
@@ -212,7 +222,9 @@ RankingPoolForward ranking_pool_forward(
     const auto rows = subsample_rows(pool_targets, *max_pool_size);
     pool_logits = pool_logits.index_select(0, rows);
     pool_targets = pool_targets.index_select(0, rows);
-    pool_weights = pool_weights.index_select(0, rows);
+    if (weighted) {
+      pool_weights = pool_weights.index_select(0, rows);
+    }
     source = source.defined() ? source.index_select(0, rows) : rows;
   }
   const auto pool_position =
@@ -243,6 +255,9 @@ RankingPoolForward ranking_pool_forward(
   }
   if (labels.is_alias_of(targets)) {
     labels = labels.clone();
+  }
+  if (!weighted) {
+    pool_weights = at::ones({scores.size(0)}, scores.options());
   }
   return {scores, labels, events, pool_weights, pool_position};
 }
