@@ -47,31 +47,47 @@ torch::Tensor soft_recall_oracle(const torch::Tensor& scores, const torch::Tenso
 class SoftRecallOp : public test_support::KernelPathTest {};
 PROXYLOSS_INSTANTIATE_KERNEL_PATHS(SoftRecallOp);
 
+namespace {
+
+// soft_recall of `pool` (row weights `w`: undefined for none) against the
+// plain-torch oracle: NaN classes, values, and the gradient of a random
+// combination of the classes.
+void expect_soft_recall_matches_the_oracle(const test_support::RandomPool& pool,
+                                           const torch::Tensor& thresholds,
+                                           const torch::Tensor& w) {
+  const auto row_weights =
+      w.defined() ? c10::optional<torch::Tensor>(w) : c10::optional<torch::Tensor>();
+  const auto x = pool.scores.clone().requires_grad_(true);
+  const auto y = pool.scores.clone().requires_grad_(true);
+  const auto got =
+      proxyloss::ops::soft_recall(x, pool.labels, thresholds, pool.tau, row_weights);
+  const auto want = soft_recall_oracle(y, pool.labels, thresholds, pool.tau, w);
+  EXPECT_TRUE(torch::equal(torch::isnan(got), torch::isnan(want))) << pool.describe();
+  ASSERT_LE(max_abs_diff(got, want), 1e-13) << pool.describe();
+  const auto weights = torch::randn({pool.scores.size(1)}, torch::kDouble);
+  torch::where(torch::isnan(got), torch::zeros_like(got), got * weights).sum().backward();
+  const auto oracle =
+      torch::where(torch::isnan(want), torch::zeros_like(want), want * weights).sum();
+  if (oracle.requires_grad()) {
+    oracle.backward();
+  }
+  // (A class whose positives weigh 0 gives the oracle 0/0 in its gradient.)
+  const auto want_grad =
+      y.grad().defined() ? torch::nan_to_num(y.grad()) : torch::zeros_like(y);
+  // The oracle's sigmoid backward, s (1 - s), loses relative precision
+  // where s is near 1; the op does not: compare against the largest entry.
+  EXPECT_LE(max_abs_diff(x.grad(), want_grad), 1e-12 * std::max(1.0, max_abs(want_grad)))
+      << pool.describe();
+}
+
+} // namespace
+
 TEST_P(SoftRecallOp, MatchesThePlainTorchFormulaAndItsGradient) {
   for (uint64_t seed = 0; seed < 60; ++seed) {
     const auto pool = test_support::random_pool(seed, torch::kDouble);
-    const auto thresholds =
-        proxyloss::ops::selection_quantile(pool.scores, 0.9, "linear").detach();
-    const auto x = pool.scores.clone().requires_grad_(true);
-    const auto y = pool.scores.clone().requires_grad_(true);
-    const auto got = proxyloss::ops::soft_recall(x, pool.labels, thresholds, pool.tau);
-    const auto want = soft_recall_oracle(y, pool.labels, thresholds, pool.tau);
-    ASSERT_LE(max_abs_diff(got, want), 1e-13) << pool.describe();
-    const auto weights = torch::randn({pool.scores.size(1)}, torch::kDouble);
-    torch::where(torch::isnan(got), torch::zeros_like(got), got * weights)
-        .sum()
-        .backward();
-    const auto oracle =
-        torch::where(torch::isnan(want), torch::zeros_like(want), want * weights).sum();
-    if (oracle.requires_grad()) {
-      oracle.backward();
-    }
-    const auto want_grad = y.grad().defined() ? y.grad() : torch::zeros_like(y);
-    // The oracle's sigmoid backward, s (1 - s), loses relative precision
-    // where s is near 1; the op does not: compare against the largest entry.
-    EXPECT_LE(max_abs_diff(x.grad(), want_grad),
-              1e-12 * std::max(1.0, max_abs(want_grad)))
-        << pool.describe();
+    expect_soft_recall_matches_the_oracle(
+        pool, proxyloss::ops::selection_quantile(pool.scores, 0.9, "linear").detach(),
+        torch::Tensor());
   }
 }
 
@@ -85,25 +101,7 @@ TEST_P(SoftRecallOp, WeightedMatchesThePlainTorchFormulaAndItsGradient) {
     }
     const auto thresholds =
         proxyloss::ops::selection_quantile(pool.scores, 0.9, "linear").detach();
-    const auto x = pool.scores.clone().requires_grad_(true);
-    const auto y = pool.scores.clone().requires_grad_(true);
-    const auto got = proxyloss::ops::soft_recall(x, pool.labels, thresholds, pool.tau, w);
-    const auto want = soft_recall_oracle(y, pool.labels, thresholds, pool.tau, w);
-    EXPECT_TRUE(torch::equal(torch::isnan(got), torch::isnan(want))) << pool.describe();
-    ASSERT_LE(max_abs_diff(got, want), 1e-13) << pool.describe();
-    const auto weights = torch::randn({pool.scores.size(1)}, torch::kDouble);
-    torch::where(torch::isnan(got), torch::zeros_like(got), got * weights)
-        .sum()
-        .backward();
-    const auto oracle =
-        torch::where(torch::isnan(want), torch::zeros_like(want), want * weights).sum();
-    if (oracle.requires_grad()) {
-      oracle.backward();
-    }
-    const auto want_grad = y.grad().defined() ? y.grad() : torch::zeros_like(y);
-    EXPECT_LE(max_abs_diff(x.grad(), torch::nan_to_num(want_grad)),
-              1e-12 * std::max(1.0, max_abs(want_grad)))
-        << pool.describe();
+    expect_soft_recall_matches_the_oracle(pool, thresholds, w);
     // Unit weights: the unweighted op, to the bit.
     const auto plain =
         proxyloss::ops::soft_recall(pool.scores, pool.labels, thresholds, pool.tau);

@@ -63,6 +63,25 @@ void expect_matches_oracle(const test_support::RandomPool& pool) {
       << pool.describe();
 }
 
+// The analytic gradient [M, C] of f at `scores` (float64) against central
+// differences, entry by entry.
+template <typename F>
+void expect_central_differences(const F& f, const torch::Tensor& scores,
+                                const torch::Tensor& analytic, uint64_t seed) {
+  const double eps = 1e-6;
+  for (int64_t m = 0; m < scores.size(0); ++m) {
+    for (int64_t c = 0; c < scores.size(1); ++c) {
+      auto plus = scores.clone();
+      auto minus = scores.clone();
+      plus[m][c] += eps;
+      minus[m][c] -= eps;
+      const double numeric = (f(plus) - f(minus)) / (2 * eps);
+      EXPECT_NEAR(analytic[m][c].item<double>(), numeric, 1e-7)
+          << "seed " << seed << " row " << m << " class " << c;
+    }
+  }
+}
+
 } // namespace
 
 TEST_P(SmoothAPOp, MatchesDenseOracleOnRandomPoolsFloat64) {
@@ -100,19 +119,7 @@ TEST_P(SmoothAPOp, GradientMatchesCentralDifferencesInDouble) {
     };
     auto x = scores.clone().requires_grad_(true);
     weighted_sum(proxyloss::ops::smooth_ap(x, labels, tau), weights).backward();
-    const auto analytic = x.grad();
-    const double eps = 1e-6;
-    for (int64_t m = 0; m < M; ++m) {
-      for (int64_t c = 0; c < C; ++c) {
-        auto plus = scores.clone();
-        auto minus = scores.clone();
-        plus[m][c] += eps;
-        minus[m][c] -= eps;
-        const double numeric = (f(plus) - f(minus)) / (2 * eps);
-        EXPECT_NEAR(analytic[m][c].item<double>(), numeric, 1e-7)
-            << "seed " << seed << " row " << m << " class " << c;
-      }
-    }
+    expect_central_differences(f, scores, x.grad(), seed);
   }
 }
 
@@ -192,17 +199,7 @@ TEST_P(SmoothAPOp, WeightedGradientMatchesCentralDifferencesInDouble) {
     };
     auto x = scores.clone().requires_grad_(true);
     weighted_sum(proxyloss::ops::smooth_ap(x, labels, tau, w), class_weights).backward();
-    const double eps = 1e-6;
-    for (int64_t m = 0; m < M; ++m) {
-      for (int64_t c = 0; c < C; ++c) {
-        auto plus = scores.clone();
-        auto minus = scores.clone();
-        plus[m][c] += eps;
-        minus[m][c] -= eps;
-        EXPECT_NEAR(x.grad()[m][c].item<double>(), (f(plus) - f(minus)) / (2 * eps), 1e-7)
-            << "seed " << seed << " row " << m << " class " << c;
-      }
-    }
+    expect_central_differences(f, scores, x.grad(), seed);
   }
 }
 
