@@ -532,11 +532,14 @@ def test_fair_all_zero_sample_weight_warns_once_per_instance():
         proxyloss.FairLoss()(z, t, sample_weight=torch.zeros(5))  # another instance
 
 
-def test_fair_sample_weight_is_detached_and_cast():
+@pytest.mark.parametrize("make", [lambda: proxyloss.FairLoss(reduction="sum"),
+                                  lambda: proxyloss.SoftmaxFocalLoss(reduction="sum")],
+                         ids=["FairLoss", "SoftmaxFocalLoss"])
+def test_sample_weight_is_detached_and_cast(make):
     x = torch.randn(6, 3, dtype=torch.float64, requires_grad=True)
     t = torch.tensor([0, 1, 2, 0, 1, 2])
     weight = torch.rand(6, requires_grad=True)  # float32, with a graph
-    out = proxyloss.FairLoss(reduction="sum")(x, t, sample_weight=weight)
+    out = make()(x, t, sample_weight=weight)
     assert out.dtype == torch.float64
     out.backward()
     assert weight.grad is None and x.grad is not None
@@ -773,16 +776,6 @@ def test_focal_all_zero_sample_weight_warns_once_as_the_successor():
         warnings.simplefilter("error")  # once per instance, and not for real weights
         loss(z, t, sample_weight=torch.zeros(5))
         proxyloss.SigmoidFocalLoss()(z, (z > 0).float(), sample_weight=torch.ones(5, 3))
-
-
-def test_focal_sample_weight_is_detached_and_cast():
-    x = torch.randn(6, 3, dtype=torch.float64, requires_grad=True)
-    t = torch.tensor([0, 1, 2, 0, 1, 2])
-    weight = torch.rand(6, requires_grad=True)  # float32, with a graph
-    out = proxyloss.SoftmaxFocalLoss(reduction="sum")(x, t, sample_weight=weight)
-    assert out.dtype == torch.float64
-    out.backward()
-    assert weight.grad is None and x.grad is not None
 
 
 @pytest.mark.parametrize("kind,weight,match", [

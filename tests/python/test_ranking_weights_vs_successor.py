@@ -117,6 +117,20 @@ def test_unit_weights_are_bitwise_the_unweighted_loss(kind):
         assert torch.equal(x.grad, y.grad)
 
 
+@pytest.mark.parametrize("kind", ["ap", "recall"])
+def test_sample_weight_is_detached_and_cast(kind):
+    make = proxyloss.SmoothAPLoss if kind == "ap" else proxyloss.RecallAtQuantileLoss
+    loss = make(3, queue_size=16, reduction="sum")
+    x = torch.randn(12, 3, dtype=torch.float64, requires_grad=True)
+    t = torch.arange(12) % 3
+    weight = torch.rand(12, requires_grad=True)  # float32, with a graph
+    out = loss(x, t, sample_weight=weight)
+    assert out.dtype == torch.float64
+    out.backward()
+    assert weight.grad is None and x.grad is not None
+    assert not loss._q_weight.requires_grad
+
+
 def test_a_class_whose_positives_weigh_zero_is_degenerate():
     loss = proxyloss.SmoothAPLoss(2, queue_size=0, reduction="none")
     logits = torch.randn(8, 2, dtype=torch.float64, requires_grad=True)
