@@ -120,6 +120,58 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> recall_at_quantile_lo
     const optional<at::Tensor>& sample_weight = c10::nullopt,
     const optional<at::Tensor>& queue_weight = c10::nullopt);
 
+// The quantiles of `values` [n] (float32/float64) at `levels` [L] (in the
+// values' dtype, each in [0, 1]): [L], each equal to selection_quantile (and
+// torch::quantile) at that level, by one multi-selection in O(n log L); NaN
+// for n = 0 or a NaN in values. Not differentiable.
+at::Tensor selection_quantiles(const at::Tensor& values, const at::Tensor& levels,
+                               const std::string& interpolation);
+
+// PAUCAtBudgetLoss's pairwise surrogate, differentiable in positives and
+// negatives: positives p [P], negatives b [B] (float32/float64), tau > 0,
+// weights [P] (optional, finite, >= 0, constants):
+//   pauc = sum_i w_i sum_j sigmoid((p_i - b_j) / tau) / (B sum_i w_i)
+// (the mean over the P x B pairs without weights) and per_positive [P] =
+// sum_j sigmoid((p_i - b_j) / tau) / B (no gradient). NaN when P, B or the
+// weight mass is 0. CPU: over sorted scores, the far pairs from prefix sums,
+// exact to the format's rounding, without a [P, B] matrix.
+std::tuple<at::Tensor, at::Tensor> pauc_pairwise(
+    const at::Tensor& positives, const at::Tensor& negatives, double tau,
+    const optional<at::Tensor>& weights = c10::nullopt);
+
+// (loss, per_class [C], valid [C] bool, events [4] bool, t_alpha [C],
+//  t_beta [C], tau_eff [C], band_neg_count [C] int64, pauc_var [C],
+//  scale [C], degenerate [C] bool).
+using PaucLossResult =
+    std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor,
+               at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor>;
+
+// PAUCAtBudgetLoss's forward without the queue update (the math:
+// proxyloss/pauc_at_budget_loss.h): the pool of ranking_pool plus each row's
+// iid flag (iid_mask [N], any dtype, nonzero = iid; queue_iid [Q] bool or
+// uint8; true where not given); per class the band edges and knots as
+// quantiles of the iid negatives (budget_basis "fpr") or of every iid row
+// ("population"), tau = temperature * (IQR or band width), and 1 - pAUC by
+// the trapezoid over n_knots thresholds or the pairwise surrogate over the
+// band's negatives; numerator positives all pooled ones ("pool") or the
+// live ones ("live"). Validity, diagnostics (detached; NaN / 0 where
+// invalid), reductions and weights as imbalanced-losses 0.6.0's
+// PAUCAtBudgetLoss (src/ops/composite/pauc_at_budget_loss.cpp states them);
+// scale [C] is each class's dispersion and degenerate [C] the classes
+// skipped because it is <= 1e-12.
+PaucLossResult pauc_at_budget_loss(
+    const at::Tensor& logits, const at::Tensor& targets,
+    const optional<at::Tensor>& queue_logits, const optional<at::Tensor>& queue_targets,
+    int64_t num_classes, double alpha, double beta, const std::string& surrogate,
+    int64_t n_knots, const std::string& tau_scale, const std::string& pos_numerator,
+    const std::string& budget_basis, double temperature, const std::string& reduction,
+    int64_t ignore_index, const std::string& quantile_interpolation,
+    optional<int64_t> max_pool_size,
+    const optional<at::Tensor>& sample_weight = c10::nullopt,
+    const optional<at::Tensor>& queue_weight = c10::nullopt,
+    const optional<at::Tensor>& iid_mask = c10::nullopt,
+    const optional<at::Tensor>& queue_iid = c10::nullopt);
+
 // Pushes a detached copy of the batch (logits [N, C], targets [N] or [N, 1])
 // into the circular queue, in place: rows at slots (ptr + i) mod Q and ptr
 // advanced, or, for N >= Q, the last Q rows replace the queue and ptr = 0.

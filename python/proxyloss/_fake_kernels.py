@@ -39,14 +39,16 @@ def register():
 
     @register_fake("proxyloss::_ranking_pool_forward")
     def _(logits, targets, queue_logits, queue_targets, num_classes, ignore_index,
-          max_pool_size, sample_weight=None, queue_weight=None):
+          max_pool_size, sample_weight=None, queue_weight=None, iid_mask=None,
+          queue_iid=None):
         pool_rows = torch.library.get_ctx().new_dynamic_size()
         dtype = torch.float32 if logits.dtype in _WIDENED else logits.dtype
         return (logits.new_empty((pool_rows, logits.shape[1]), dtype=dtype),
                 logits.new_empty((pool_rows,), dtype=torch.long),
                 logits.new_empty((4,), dtype=torch.bool),
                 logits.new_empty((pool_rows,), dtype=dtype),
-                logits.new_empty((logits.shape[0],), dtype=torch.long))
+                logits.new_empty((logits.shape[0],), dtype=torch.long),
+                logits.new_empty((pool_rows,), dtype=torch.bool))
 
     @register_fake("proxyloss::_ranking_pool_backward")
     def _(grad_scores, pool_position, num_classes):

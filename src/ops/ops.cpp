@@ -88,6 +88,47 @@ RankingLossResult recall_at_quantile_loss(
                  sample_weight, queue_weight);
 }
 
+at::Tensor selection_quantiles(const at::Tensor& values, const at::Tensor& levels,
+                               const std::string& interpolation) {
+  static const auto op =
+      typed_op<at::Tensor(const at::Tensor&, const at::Tensor&, c10::string_view)>(
+          "proxyloss::selection_quantiles");
+  return op.call(values, levels, interpolation);
+}
+
+std::tuple<at::Tensor, at::Tensor> pauc_pairwise(const at::Tensor& positives,
+                                                 const at::Tensor& negatives, double tau,
+                                                 const optional<at::Tensor>& weights) {
+  static const auto op =
+      typed_op<std::tuple<at::Tensor, at::Tensor>(
+          const at::Tensor&, const at::Tensor&, double, const optional<at::Tensor>&)>(
+          "proxyloss::pauc_pairwise");
+  return op.call(positives, negatives, tau, weights);
+}
+
+PaucLossResult pauc_at_budget_loss(
+    const at::Tensor& logits, const at::Tensor& targets,
+    const optional<at::Tensor>& queue_logits, const optional<at::Tensor>& queue_targets,
+    int64_t num_classes, double alpha, double beta, const std::string& surrogate,
+    int64_t n_knots, const std::string& tau_scale, const std::string& pos_numerator,
+    const std::string& budget_basis, double temperature, const std::string& reduction,
+    int64_t ignore_index, const std::string& quantile_interpolation,
+    optional<int64_t> max_pool_size, const optional<at::Tensor>& sample_weight,
+    const optional<at::Tensor>& queue_weight, const optional<at::Tensor>& iid_mask,
+    const optional<at::Tensor>& queue_iid) {
+  static const auto op = typed_op<PaucLossResult(
+      const at::Tensor&, const at::Tensor&, const optional<at::Tensor>&,
+      const optional<at::Tensor>&, int64_t, double, double, c10::string_view, int64_t,
+      c10::string_view, c10::string_view, c10::string_view, double, c10::string_view,
+      int64_t, c10::string_view, optional<int64_t>, const optional<at::Tensor>&,
+      const optional<at::Tensor>&, const optional<at::Tensor>&,
+      const optional<at::Tensor>&)>("proxyloss::pauc_at_budget_loss");
+  return op.call(logits, targets, queue_logits, queue_targets, num_classes, alpha, beta,
+                 surrogate, n_knots, tau_scale, pos_numerator, budget_basis, temperature,
+                 reduction, ignore_index, quantile_interpolation, max_pool_size,
+                 sample_weight, queue_weight, iid_mask, queue_iid);
+}
+
 void queue_push_(at::Tensor& queue_logits, at::Tensor& queue_targets,
                  at::Tensor& queue_ptr, const at::Tensor& logits,
                  const at::Tensor& targets, const optional<at::Tensor>& queue_weight,

@@ -23,6 +23,8 @@
 #pragma once
 
 #include "proxyloss/compat.h"
+#include "proxyloss/ops.h"
+#include "proxyloss/reduction.h"
 
 #include <ATen/ATen.h>
 #include <c10/util/string_view.h>
@@ -34,15 +36,16 @@ namespace ops_impl {
 
 // (scores [M, C] in the compute dtype, labels [M] int64, events [4] bool,
 //  weights [M] in the compute dtype, pool_position [N] int64: each live
-//  row's pool row, -1 if not in the pool).
+//  row's pool row, -1 if not in the pool, is_iid [M] bool).
 using RankingPoolForward =
-    std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor>;
+    std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor>;
 
 RankingPoolForward ranking_pool_forward(
     const at::Tensor& logits, const at::Tensor& targets,
     const optional<at::Tensor>& queue_logits, const optional<at::Tensor>& queue_targets,
     int64_t num_classes, int64_t ignore_index, optional<int64_t> max_pool_size,
-    const optional<at::Tensor>& sample_weight, const optional<at::Tensor>& queue_weight);
+    const optional<at::Tensor>& sample_weight, const optional<at::Tensor>& queue_weight,
+    const optional<at::Tensor>& iid_mask, const optional<at::Tensor>& queue_iid);
 
 // grad_logits [N, C] (grad_scores' dtype): grad_scores[pool_position[n]], 0
 // where pool_position[n] == -1.
@@ -54,6 +57,16 @@ using RankingLossResult = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Ten
 // The same and the pool's labels [M] (see composite/ranking_losses.cpp).
 using RankingLossWithPool =
     std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor>;
+
+// Per-class losses [C] (any value where invalid) and valid [C] bool ->
+// (loss, per_class, valid, events): per_class = loss where valid, NaN
+// elsewhere (the logits' dtype); loss = the reduction over the valid classes
+// (none: per_class, zeros for an empty pool; no valid class: a zero that
+// keeps a graph to the logits). No host read.
+RankingLossResult reduce_ranking_classes(const at::Tensor& logits,
+                                         const at::Tensor& class_loss,
+                                         const at::Tensor& valid, Reduction reduction,
+                                         const at::Tensor& events);
 
 RankingLossWithPool smooth_ap_loss_with_pool(
     const at::Tensor& logits, const at::Tensor& targets,
@@ -86,6 +99,17 @@ RankingLossResult recall_at_quantile_loss(
     double temperature, c10::string_view reduction, int64_t ignore_index,
     optional<int64_t> max_pool_size, const optional<at::Tensor>& sample_weight,
     const optional<at::Tensor>& queue_weight);
+
+ops::PaucLossResult pauc_at_budget_loss(
+    const at::Tensor& logits, const at::Tensor& targets,
+    const optional<at::Tensor>& queue_logits, const optional<at::Tensor>& queue_targets,
+    int64_t num_classes, double alpha, double beta, c10::string_view surrogate,
+    int64_t n_knots, c10::string_view tau_scale, c10::string_view pos_numerator,
+    c10::string_view budget_basis, double temperature, c10::string_view reduction,
+    int64_t ignore_index, c10::string_view quantile_interpolation,
+    optional<int64_t> max_pool_size, const optional<at::Tensor>& sample_weight,
+    const optional<at::Tensor>& queue_weight, const optional<at::Tensor>& iid_mask,
+    const optional<at::Tensor>& queue_iid);
 
 void queue_push_(at::Tensor& queue_logits, at::Tensor& queue_targets,
                  at::Tensor& queue_ptr, const at::Tensor& logits,

@@ -38,12 +38,22 @@ TORCH_LIBRARY(proxyloss, m) {
       " Tensor? queue_targets, int num_classes, int ignore_index, int? max_pool_size,"
       " Tensor? sample_weight=None, Tensor? queue_weight=None)"
       " -> (Tensor scores, Tensor labels, Tensor events, Tensor weights)");
+  // The same pool with each row's iid flag and whether it is a live row
+  // (PAUCAtBudgetLoss's reference population and numerator).
+  m.def(
+      "_ranking_pool_rows(Tensor logits, Tensor targets, Tensor? queue_logits,"
+      " Tensor? queue_targets, int num_classes, int ignore_index, int? max_pool_size,"
+      " Tensor? sample_weight=None, Tensor? queue_weight=None, Tensor? iid_mask=None,"
+      " Tensor? queue_iid=None)"
+      " -> (Tensor scores, Tensor labels, Tensor events, Tensor weights, Tensor is_iid,"
+      " Tensor is_live)");
   m.def(
       "_ranking_pool_forward(Tensor logits, Tensor targets, Tensor? queue_logits,"
       " Tensor? queue_targets, int num_classes, int ignore_index, int? max_pool_size,"
-      " Tensor? sample_weight=None, Tensor? queue_weight=None)"
+      " Tensor? sample_weight=None, Tensor? queue_weight=None, Tensor? iid_mask=None,"
+      " Tensor? queue_iid=None)"
       " -> (Tensor scores, Tensor labels, Tensor events, Tensor weights,"
-      " Tensor pool_position)");
+      " Tensor pool_position, Tensor is_iid)");
   m.def(
       "_ranking_pool_backward(Tensor grad_scores, Tensor pool_position, int num_classes)"
       " -> Tensor");
@@ -75,6 +85,29 @@ TORCH_LIBRARY(proxyloss, m) {
       " int? max_pool_size, Tensor? sample_weight=None, Tensor? queue_weight=None)"
       " -> (Tensor loss, Tensor per_class, Tensor valid, Tensor events,"
       " Tensor pool_labels)");
+  // --- PAUCAtBudgetLoss ------------------------------------------------------------
+  // Several quantiles of one vector by selection (O(n), torch.quantile's rules).
+  m.def("selection_quantiles(Tensor values, Tensor levels, str interpolation) -> Tensor");
+  m.def(
+      "pauc_pairwise(Tensor positives, Tensor negatives, float tau, Tensor? weights=None)"
+      " -> (Tensor pauc, Tensor per_positive)");
+  m.def(
+      "_pauc_pairwise_forward(Tensor positives, Tensor negatives, float tau,"
+      " Tensor? weights=None) -> (Tensor pauc, Tensor per_positive)");
+  m.def(
+      "_pauc_pairwise_backward(Tensor grad_pauc, Tensor positives, Tensor negatives,"
+      " float tau, Tensor? weights=None) -> (Tensor grad_positives,"
+      " Tensor grad_negatives)");
+  m.def(
+      "pauc_at_budget_loss(Tensor logits, Tensor targets, Tensor? queue_logits,"
+      " Tensor? queue_targets, int num_classes, float alpha, float beta, str surrogate,"
+      " int n_knots, str tau_scale, str pos_numerator, str budget_basis,"
+      " float temperature, str reduction, int ignore_index, str quantile_interpolation,"
+      " int? max_pool_size, Tensor? sample_weight=None, Tensor? queue_weight=None,"
+      " Tensor? iid_mask=None, Tensor? queue_iid=None)"
+      " -> (Tensor loss, Tensor per_class, Tensor valid, Tensor events, Tensor t_alpha,"
+      " Tensor t_beta, Tensor tau_eff, Tensor band_neg_count, Tensor pauc_var,"
+      " Tensor scale, Tensor degenerate)");
   m.def(
       "queue_push_(Tensor(a!) queue_logits, Tensor(b!) queue_targets,"
       " Tensor(c!) queue_ptr, Tensor logits, Tensor targets,"

@@ -11,6 +11,12 @@
 // floor and ceil with weight r - floor(r), midpoint with weight 1/2 (torch's
 // lerp formula). NaN for a column holding a NaN. Returns a 0-dim tensor for
 // [M], [C] for [M, C], in the values' dtype; never differentiable.
+//
+// proxyloss::selection_quantiles(values [n], levels [L], interpolation):
+// the quantiles of one vector at L levels (levels in the values' dtype, each
+// in [0, 1]), [L], each exactly what selection_quantile (and torch::quantile)
+// gives for that level; one multi-selection of the distinct ranks the
+// levels read (O(n log L)); all NaN for n = 0 or a NaN in values.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -19,6 +25,7 @@
 #include <cmath>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace proxyloss {
 namespace ops_impl {
@@ -100,6 +107,17 @@ T torch_lerp(T start, T end, T weight) {
 at::Tensor quantile_of_nothing(const at::Tensor& values);
 
 void check_selection_quantile_inputs(const at::Tensor& values, double q);
+
+void check_selection_quantiles_inputs(const at::Tensor& values, const at::Tensor& levels);
+
+// The levels on the host as doubles (exact: each is a value of the values'
+// dtype).
+std::vector<double> levels_on_host(const at::Tensor& levels);
+
+at::Tensor selection_quantiles_cpu(const at::Tensor& values, const at::Tensor& levels,
+                                   c10::string_view interpolation);
+at::Tensor selection_quantiles_generic(const at::Tensor& values, const at::Tensor& levels,
+                                       c10::string_view interpolation);
 
 at::Tensor selection_quantile_cpu(const at::Tensor& values, double q,
                                   c10::string_view interpolation);

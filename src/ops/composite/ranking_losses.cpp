@@ -40,14 +40,13 @@
 
 namespace proxyloss {
 namespace ops_impl {
-namespace {
 
 // Per-class losses (any value where invalid) -> (loss, per_class, valid).
 // Written without a host read or a branch on the pool's size, so that a
 // tracer (torch.compile) follows it with the pool's row count unknown: an
 // empty pool needs no branch (every class is invalid there), only "none"
 // reads the event to return zeros for it, as the seed does.
-RankingLossResult reduce_classes(const at::Tensor& logits, const at::Tensor& class_loss,
+RankingLossResult reduce_ranking_classes(const at::Tensor& logits, const at::Tensor& class_loss,
                                  const at::Tensor& valid, Reduction reduction,
                                  const at::Tensor& events) {
   const auto typed = class_loss.to(logits.scalar_type());
@@ -68,6 +67,8 @@ RankingLossResult reduce_classes(const at::Tensor& logits, const at::Tensor& cla
   auto loss = common::reduce(kept, reduction, count);
   return {loss, per_class, valid, events};
 }
+
+namespace {
 
 // The pipeline both losses share: the pool, then `per_class(scores,
 // labels, weights)` -> (per-class loss, valid), then the reduction; weights
@@ -99,7 +100,8 @@ RankingLossWithPool ranking_loss(const at::Tensor& logits, const at::Tensor& tar
     valid = valid.logical_and(
         positive_mass_per_class(labels, pool_weights, num_classes).gt(0));
   }
-  const auto result = reduce_classes(logits, class_loss, valid, reduction, events);
+  const auto result =
+      reduce_ranking_classes(logits, class_loss, valid, reduction, events);
   return std::tuple_cat(result, std::make_tuple(labels));
 }
 

@@ -18,7 +18,10 @@
 //      for live rows (finite, >= 0: a ValueError otherwise), queue_weight [Q]
 //      for queue rows, 1 where not given (all ones without either), carried
 //      through steps 2 and 3 with their rows (the subsampling does not look
-//      at them).
+//      at them);
+//   7. is_iid [M] bool: each pool row's iid flag, iid_mask [N] (nonzero =
+//      iid) for live rows, queue_iid [Q] for queue rows, true where not
+//      given, carried with the rows as the weights are.
 // events[kNonFiniteLogits]: a live row that enters the pool has a NaN/inf logit
 // (the queue's rows that can enter a pool are finite: the modules enqueue
 // only finite batches, and their checkpoints are checked); events
@@ -87,6 +90,36 @@ void check_queue(const at::Tensor& logits, const optional<at::Tensor>& queue_log
     TORCH_CHECK_VALUE(at::isFloatingType(queue_weight->scalar_type()), kOp,
                       ": queue_weight must be floating point, got ",
                       queue_weight->scalar_type());
+  }
+}
+
+at::TensorOptions bool_options(const at::Tensor& like) {
+  return like.options().dtype(at::kBool);
+}
+
+// iid_mask [N] (any dtype: nonzero = iid) on the logits' device; queue_iid
+// [Q] bool or uint8, only with a queue.
+void check_iid(const at::Tensor& logits, const optional<at::Tensor>& queue_logits,
+               const optional<at::Tensor>& iid_mask,
+               const optional<at::Tensor>& queue_iid) {
+  if (iid_mask.has_value()) {
+    TORCH_CHECK_VALUE(iid_mask->dim() == 1 && iid_mask->size(0) == logits.size(0), kOp,
+                      ": iid_mask must have shape [N] with N = ", logits.size(0),
+                      " (the rows of logits), got ", iid_mask->sizes());
+    TORCH_CHECK_VALUE(iid_mask->device() == logits.device(), kOp,
+                      ": iid_mask must be on the device of logits (", logits.device(),
+                      "), got ", iid_mask->device());
+  }
+  if (queue_iid.has_value()) {
+    TORCH_CHECK_VALUE(queue_logits.has_value(), kOp,
+                      ": queue_iid needs queue_logits and queue_targets");
+    TORCH_CHECK_VALUE(
+        queue_iid->dim() == 1 && queue_iid->size(0) == queue_logits->size(0), kOp,
+        ": queue_iid must have shape [Q] with Q = ", queue_logits->size(0),
+        " (the rows of queue_logits), got ", queue_iid->sizes());
+    TORCH_CHECK_VALUE(
+        queue_iid->scalar_type() == at::kBool || queue_iid->scalar_type() == at::kByte,
+        kOp, ": queue_iid must be bool or uint8, got ", queue_iid->scalar_type());
   }
 }
 
@@ -159,7 +192,8 @@ RankingPoolForward ranking_pool_forward(
     const at::Tensor& logits_arg, const at::Tensor& targets,
     const optional<at::Tensor>& queue_logits, const optional<at::Tensor>& queue_targets,
     int64_t num_classes, int64_t ignore_index, optional<int64_t> max_pool_size,
-    const optional<at::Tensor>& sample_weight, const optional<at::Tensor>& queue_weight) {
+    const optional<at::Tensor>& sample_weight, const optional<at::Tensor>& queue_weight,
+    const optional<at::Tensor>& iid_mask, const optional<at::Tensor>& queue_iid) {
   TORCH_CHECK_VALUE(num_classes > 0, kOp, ": num_classes must be > 0, got ", num_classes);
   TORCH_CHECK_VALUE(!max_pool_size.has_value() || *max_pool_size > 0, kOp,
                     ": max_pool_size must be > 0 when set, got ",
@@ -173,6 +207,7 @@ RankingPoolForward ranking_pool_forward(
     common::check_target_range(kOp, live_targets, num_classes, ignore_index);
   }
   check_queue(logits, queue_logits, queue_targets, queue_weight);
+  check_iid(logits, queue_logits, iid_mask, queue_iid);
   const auto dtype = common::compute_dtype(logits.scalar_type());
 
   auto pool_logits = logits;
@@ -195,6 +230,19 @@ RankingPoolForward ranking_pool_forward(
                        : at::ones({queue_logits->size(0)}, pool_weights.options())});
     }
   }
+  // The iid flags travel only when given (all true otherwise, made at the end).
+  const bool flagged = iid_mask.has_value() || queue_iid.has_value();
+  at::Tensor pool_iid;
+  if (flagged) {
+    pool_iid = iid_mask.has_value() ? iid_mask->detach().ne(0)
+                                    : at::ones({logits.size(0)}, bool_options(logits));
+    if (queue_logits.has_value()) {
+      pool_iid = at::cat({pool_iid, queue_iid.has_value()
+                                        ? queue_iid->detach().to(logits.device()).ne(0)
+                                        : at::ones({queue_logits->size(0)},
+                                                   bool_options(logits))});
+    }
+  }
   // source: the concatenation row of each pool row; undefined while it is
   // the identity (nothing dropped, nothing drawn).
   at::Tensor source;
@@ -206,6 +254,9 @@ RankingPoolForward ranking_pool_forward(
     pool_targets = pool_targets.index_select(0, source);
     if (weighted) {
       pool_weights = pool_weights.index_select(0, source);
+    }
+    if (flagged) {
+      pool_iid = pool_iid.index_select(0, source);
     }
   }
   // Device-side: the live rows that enter the pool hold a NaN or inf.
@@ -224,6 +275,9 @@ RankingPoolForward ranking_pool_forward(
     pool_targets = pool_targets.index_select(0, rows);
     if (weighted) {
       pool_weights = pool_weights.index_select(0, rows);
+    }
+    if (flagged) {
+      pool_iid = pool_iid.index_select(0, rows);
     }
     source = source.defined() ? source.index_select(0, rows) : rows;
   }
@@ -259,7 +313,10 @@ RankingPoolForward ranking_pool_forward(
   if (!weighted) {
     pool_weights = at::ones({scores.size(0)}, scores.options());
   }
-  return {scores, labels, events, pool_weights, pool_position};
+  if (!flagged) {
+    pool_iid = at::ones({scores.size(0)}, bool_options(logits));
+  }
+  return {scores, labels, events, pool_weights, pool_position, pool_iid};
 }
 
 namespace {

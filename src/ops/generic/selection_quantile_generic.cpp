@@ -7,6 +7,7 @@
 #include <torch/library.h>
 
 #include <limits>
+#include <vector>
 
 namespace proxyloss {
 namespace ops_impl {
@@ -39,9 +40,56 @@ at::Tensor selection_quantile_generic(const at::Tensor& values_in, double q,
   return at::where(at::isnan(values).any(/*dim=*/0), nan, out);
 }
 
+// One sort, then each level's ranks gathered (the positions depend on n and
+// the levels only).
+at::Tensor selection_quantiles_generic(const at::Tensor& values_in,
+                                       const at::Tensor& levels,
+                                       c10::string_view interpolation) {
+  check_selection_quantiles_inputs(values_in, levels);
+  const auto mode =
+      parse_interpolation(interpolation, "proxyloss::selection_quantiles: interpolation");
+  const auto values = values_in.detach();
+  const int64_t n = values.size(0);
+  const auto nan = at::full({levels.size(0)}, std::numeric_limits<double>::quiet_NaN(),
+                            values.options());
+  if (n == 0 || levels.size(0) == 0) {
+    return nan;
+  }
+  const auto sorted = std::get<0>(values.sort());
+  std::vector<int64_t> below;
+  std::vector<int64_t> above;
+  std::vector<double> weight;
+  for (const double q : levels_on_host(levels)) {
+    QuantilePosition position{};
+    AT_DISPATCH_FLOATING_TYPES(values.scalar_type(), "selection_quantiles_position", [&] {
+      position = quantile_position<scalar_t>(n, q, mode);
+    });
+    below.push_back(position.below);
+    above.push_back(position.distinct_upper ? position.below + 1 : position.below);
+    weight.push_back(position.interpolate ? position.weight : 0.0);
+  }
+  const auto on_device = [&](const std::vector<int64_t>& ranks) {
+    return at::tensor(ranks, at::TensorOptions().dtype(at::kLong)).to(values.device());
+  };
+  const auto lower = sorted.index_select(0, on_device(below));
+  const auto upper = sorted.index_select(0, on_device(above));
+  // lower, higher and nearest read one rank; linear and midpoint always
+  // lerp (as torch: lerp(-inf, -inf, 0) is NaN).
+  const bool interpolating =
+      mode == QuantileInterpolation::Linear || mode == QuantileInterpolation::Midpoint;
+  const auto out =
+      interpolating
+          ? at::lerp(lower, upper,
+                     at::tensor(weight, at::TensorOptions().dtype(at::kDouble))
+                         .to(values.options()))
+          : lower;
+  return at::where(at::isnan(values).any(), nan, out);
+}
+
 } // namespace ops_impl
 } // namespace proxyloss
 
 TORCH_LIBRARY_IMPL(proxyloss, CompositeExplicitAutograd, m) {
   m.impl("selection_quantile", &proxyloss::ops_impl::selection_quantile_generic);
+  m.impl("selection_quantiles", &proxyloss::ops_impl::selection_quantiles_generic);
 }
