@@ -12,6 +12,8 @@
 
 using proxyloss::LossWarmupWrapper;
 using proxyloss::LossWarmupWrapperOptions;
+using proxyloss::PAUCAtBudgetLoss;
+using proxyloss::PAUCAtBudgetLossOptions;
 using proxyloss::RecallAtQuantileLoss;
 using proxyloss::RecallAtQuantileLossOptions;
 using proxyloss::SmoothAPLoss;
@@ -75,7 +77,7 @@ std::vector<std::pair<std::string, torch::Tensor>> state_of(const torch::nn::Mod
   return ::testing::AssertionSuccess();
 }
 
-// Both queued ranking losses behave the same way.
+// The queued ranking losses behave the same way.
 template <typename Module, typename Options>
 struct QueuedLoss {
   static Module make(int64_t num_classes, int64_t queue_size) {
@@ -87,7 +89,8 @@ template <typename T>
 class QueuedLossCheckpoint : public ::testing::Test {};
 using QueuedLosses =
     ::testing::Types<QueuedLoss<SmoothAPLoss, SmoothAPLossOptions>,
-                     QueuedLoss<RecallAtQuantileLoss, RecallAtQuantileLossOptions>>;
+                     QueuedLoss<RecallAtQuantileLoss, RecallAtQuantileLossOptions>,
+                     QueuedLoss<PAUCAtBudgetLoss, PAUCAtBudgetLossOptions>>;
 TYPED_TEST_SUITE(QueuedLossCheckpoint, QueuedLosses);
 
 TYPED_TEST(QueuedLossCheckpoint, TruncatedFileIsAnErrorAndLeavesTheModuleUnchanged) {

@@ -9,6 +9,7 @@
 #include "proxyloss/loss_warmup_wrapper.h"
 #include "proxyloss/metrics.h"
 #include "proxyloss/ops.h"
+#include "proxyloss/pauc_at_budget_loss.h"
 #include "proxyloss/per_class_loss.h"
 #include "proxyloss/queued_ranking_loss.h"
 #include "proxyloss/ranking_loss_control.h"

@@ -1,16 +1,17 @@
 // The module half shared by the queued ranking losses (SmoothAPLoss,
-// RecallAtQuantileLoss): options, the memory queue's buffers, reset(),
-// checkpoints, once-per-instance warnings, and the ranking-loss interfaces.
-// Its forward calls the loss's op (include/proxyloss/ops.h), then pushes the
-// batch into the queue with proxyloss::queue_push_; nothing is computed here.
+// RecallAtQuantileLoss, PAUCAtBudgetLoss): options, the memory queue's
+// buffers, reset(), checkpoints, once-per-instance warnings, and the
+// ranking-loss interfaces. Its forward calls the loss's op
+// (include/proxyloss/ops.h), then pushes the batch into the queue with
+// proxyloss::queue_push_; nothing is computed here.
 //
 // A loss derives from QueuedRankingLoss<Loss, LossOptions> and provides
 //   static constexpr const char* kName;                 // "SmoothAPLoss"
+//   static constexpr bool kQueuesIid;                    // keeps queue_iid
 //   void check_extra_options() const;                   // its own options
 //   void print_extra_options(std::ostream&) const;       // after num_classes
-//   RankingLossResult call_op(logits, targets, queue_logits, queue_targets,
-//                             sample_weight, queue_weight) const;
-// The member definitions are compiled into the library for the two losses.
+//   RankingLossResult call_op(logits, targets, const RankingStepInputs&);
+// The member definitions are compiled into the library for the three losses.
 #pragma once
 
 #include "proxyloss/compat.h"
@@ -33,11 +34,25 @@ namespace proxyloss {
 using RankingLossResult =
     std::tuple<torch::Tensor, torch::Tensor, torch::Tensor, torch::Tensor>;
 
+// What a ranking loss's op gets besides the live batch: the queue's buffers
+// (nullopt without a queue; queue_weight only while the loss is weighted,
+// queue_iid only for a loss that keeps it) and the batch's own per-row
+// inputs (nullopt when not given).
+struct RankingStepInputs {
+  optional<torch::Tensor> queue_logits;
+  optional<torch::Tensor> queue_targets;
+  optional<torch::Tensor> queue_weight;
+  optional<torch::Tensor> queue_iid;
+  optional<torch::Tensor> sample_weight;
+  optional<torch::Tensor> iid_mask;
+};
+
 // Which once-per-instance warnings a ranking loss has issued.
 struct RankingWarningsIssued {
   bool binary_labels = false;
   bool subsample = false;
   bool nonfinite = false;
+  bool degenerate = false;
 };
 
 template <typename Derived, typename Options>
@@ -97,9 +112,22 @@ class QueuedRankingLoss : public torch::nn::Cloneable<Derived>,
   torch::Tensor queue_targets;
   torch::Tensor queue_ptr;
   torch::Tensor queue_weight;
+  // Only for a loss with kQueuesIid (PAUCAtBudgetLoss): queue_iid
+  // [queue_size] bool, each row's iid flag (true for rows queued without an
+  // iid_mask; a checkpoint without it loads with every flag true).
+  torch::Tensor queue_iid;
 
   // AnyModule (LossWarmupWrapper) may call forward with two arguments.
   FORWARD_HAS_DEFAULT_ARGS({2, torch::nn::AnyValue(torch::Tensor())})
+
+ protected:
+  // forward_per_class with the batch's iid_mask (undefined: none): the
+  // op's call, the warnings, the queue update.
+  std::tuple<torch::Tensor, torch::Tensor, torch::Tensor> step(
+      const torch::Tensor& logits, const torch::Tensor& targets,
+      const torch::Tensor& sample_weight, const torch::Tensor& iid_mask);
+
+  RankingWarningsIssued warned_;
 
  private:
   void check_options() const;
@@ -114,7 +142,6 @@ class QueuedRankingLoss : public torch::nn::Cloneable<Derived>,
   // stored weight is 1. Kept on the host, so that unweighted training never
   // reads or writes the buffer; the numbers do not depend on it.
   bool queue_weighted_ = false;
-  RankingWarningsIssued warned_;
 };
 
 } // namespace proxyloss

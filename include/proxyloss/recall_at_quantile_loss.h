@@ -47,6 +47,7 @@ class RecallAtQuantileLossImpl
     : public QueuedRankingLoss<RecallAtQuantileLossImpl, RecallAtQuantileLossOptions> {
  public:
   static constexpr const char* kName = "RecallAtQuantileLoss";
+  static constexpr bool kQueuesIid = false;
   using QueuedRankingLoss::QueuedRankingLoss;
 
   // The hooks of QueuedRankingLoss: quantile in (0, 1) and a torch::quantile
@@ -54,10 +55,7 @@ class RecallAtQuantileLossImpl
   void check_extra_options() const;
   void print_extra_options(std::ostream& stream) const;
   RankingLossResult call_op(const torch::Tensor& logits, const torch::Tensor& targets,
-                            const optional<torch::Tensor>& queue_logits,
-                            const optional<torch::Tensor>& queue_targets,
-                            const optional<torch::Tensor>& sample_weight,
-                            const optional<torch::Tensor>& queue_weight) const;
+                            const RankingStepInputs& inputs) const;
 };
 
 TORCH_MODULE(RecallAtQuantileLoss);

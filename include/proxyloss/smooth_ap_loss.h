@@ -44,16 +44,14 @@ struct SmoothAPLossOptions {
 class SmoothAPLossImpl : public QueuedRankingLoss<SmoothAPLossImpl, SmoothAPLossOptions> {
  public:
   static constexpr const char* kName = "SmoothAPLoss";
+  static constexpr bool kQueuesIid = false;
   using QueuedRankingLoss::QueuedRankingLoss;
 
   // The hooks of QueuedRankingLoss.
   void check_extra_options() const {}
   void print_extra_options(std::ostream& /*stream*/) const {}
   RankingLossResult call_op(const torch::Tensor& logits, const torch::Tensor& targets,
-                            const optional<torch::Tensor>& queue_logits,
-                            const optional<torch::Tensor>& queue_targets,
-                            const optional<torch::Tensor>& sample_weight,
-                            const optional<torch::Tensor>& queue_weight) const;
+                            const RankingStepInputs& inputs) const;
 };
 
 TORCH_MODULE(SmoothAPLoss);

@@ -11,11 +11,12 @@ from proxyloss import functional, metrics
 from proxyloss._ops import ops
 from proxyloss.fair import FairLoss
 from proxyloss.focal import SigmoidFocalLoss, SoftmaxFocalLoss
+from proxyloss.pauc import PAUCAtBudgetLoss
 from proxyloss.ranking import RecallAtQuantileLoss, SmoothAPLoss
 from proxyloss.warmup import LossWarmupWrapper
 
 __version__ = "0.1.0"
 
-__all__ = ["SmoothAPLoss", "RecallAtQuantileLoss", "LossWarmupWrapper", "FairLoss",
-           "SigmoidFocalLoss", "SoftmaxFocalLoss", "functional", "metrics", "ops",
+__all__ = ["SmoothAPLoss", "RecallAtQuantileLoss", "PAUCAtBudgetLoss", "LossWarmupWrapper",
+           "FairLoss", "SigmoidFocalLoss", "SoftmaxFocalLoss", "functional", "metrics", "ops",
            "__version__"]

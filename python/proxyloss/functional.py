@@ -28,6 +28,22 @@ def recall_at_quantile_loss(logits, targets, quantile=0.005, temperature=0.01,
                                                   sample_weight)[0]
 
 
+def pauc_at_budget_loss(logits, targets, alpha=0.0, beta=0.005, surrogate="trapezoid",
+                        n_knots=2, tau_scale="iqr", pos_numerator="pool", budget_basis="fpr",
+                        temperature=0.1, reduction="mean", ignore_index=-100,
+                        quantile_interpolation="higher", max_pool_size=None, *,
+                        iid_mask=None, sample_weight=None):
+    """PAUCAtBudgetLoss over the batch alone (no queue, so ``pos_numerator``
+    'live' is 'pool'); see proxyloss.PAUCAtBudgetLoss (``iid_mask``: which
+    rows set the thresholds; ``sample_weight``: per-row weights [N] of the
+    positives' terms)."""
+    return ops.pauc_at_budget_loss(logits, targets, None, None, logits.shape[-1],
+                                   float(alpha), float(beta), surrogate, n_knots, tau_scale,
+                                   pos_numerator, budget_basis, float(temperature),
+                                   reduction, ignore_index, quantile_interpolation,
+                                   max_pool_size, sample_weight, None, iid_mask, None)[0]
+
+
 def fair_loss(logits, targets, weight=None, smooth_max_beta=1000.0, scaling_factor=1000.0,
               reduction="mean", ignore_index=-100, label_smoothing=0.0, *,
               sample_weight=None):
@@ -58,5 +74,5 @@ def softmax_focal_loss(inputs, targets, alpha=None, gamma=2.0, reduction="mean",
                                   sample_weight)
 
 
-__all__ = ["smooth_ap_loss", "recall_at_quantile_loss", "fair_loss", "sigmoid_focal_loss",
-           "softmax_focal_loss"]
+__all__ = ["smooth_ap_loss", "recall_at_quantile_loss", "pauc_at_budget_loss", "fair_loss",
+           "sigmoid_focal_loss", "softmax_focal_loss"]

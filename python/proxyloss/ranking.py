@@ -5,9 +5,9 @@ buffer names (``_q_logits``, ``_q_targets``, ``_q_ptr``, so a seed
 ``state_dict`` loads as it is), plus the successor's (imbalanced-losses
 0.6.0) ``_q_weight`` (each queued row's sample weight; a checkpoint without
 it loads with weight 1). The successor's ``_q_iid`` is not kept: these
-losses never read the iid flags (PAUCAtBudgetLoss will), and without it our
-checkpoints still load into the successor, which renames only our other
-buffers into its ``_queue`` submodule. The loss, its gradient and the threshold are
+losses never read the iid flags (PAUCAtBudgetLoss does: proxyloss/pauc.py),
+and without it our checkpoints still load into the successor, which renames
+only our other buffers into its ``_queue`` submodule. The loss, its gradient and the threshold are
 computed by ``torch.ops.proxyloss._smooth_ap_loss_with_pool`` /
 ``_recall_at_quantile_loss_with_pool`` (``smooth_ap_loss`` /
 ``recall_at_quantile_loss`` with the pool's labels as a fifth result, which
@@ -30,8 +30,13 @@ _REDUCTIONS = ("mean", "sum", "none")
 _INTERPOLATIONS = ("linear", "lower", "higher", "nearest", "midpoint")
 
 
-class _QueuedRankingLoss(nn.Module):
-    """Options, the memory queue and the once-per-instance warnings."""
+class _PooledLoss(nn.Module):
+    """What every queued loss shares (the ranking losses here and
+    PAUCAtBudgetLoss in proxyloss/pauc.py): the options and their checks, the
+    host-side queue-weight flag, the call prelude (both call forms, the
+    gather decision, the iid_mask shape, the all-zero weight warning), the
+    enqueue rule and the once-per-instance warnings about the op's events.
+    Where the queue's buffers live is the subclass's choice."""
 
     def __init__(self, num_classes, queue_size, temperature, reduction, ignore_index,
                  update_queue_in_eval, gather_distributed, max_pool_size):
@@ -73,15 +78,68 @@ class _QueuedRankingLoss(nn.Module):
         # training never reads or writes the buffer; the numbers do not depend
         # on it (unit weights are exact).
         self._queue_weighted = False
-        if queue_size > 0:
+
+    def _begin_call(self, logits, iid_mask, return_per_class, sample_weight):
+        """The checks before the op: the call form (returns ``(iid_mask,
+        return_per_class)``), the gather decision, iid_mask's shape, the
+        all-zero weight warning. (The op checks everything else.)"""
+        name = type(self).__name__
+        if iid_mask is not None and not isinstance(iid_mask, torch.Tensor):
+            iid_mask, return_per_class = _seed_call_form(name, iid_mask, return_per_class)
+        if self.gather_distributed is not False:
+            refuse_to_gather(name, self.gather_distributed)
+        if iid_mask is not None and iid_mask.shape != logits.shape[:1]:
+            raise ValueError(f"{name}: iid_mask must have shape [N] = "
+                             f"{tuple(logits.shape[:1])} (the rows of logits), got "
+                             f"{tuple(iid_mask.shape)}")
+        if sample_weight is not None:
+            warn_if_all_zero(self, sample_weight)
+        return iid_mask, return_per_class
+
+    def _enqueues(self, happened):
+        """Whether this call's batch enters the queue: in training (or with
+        update_queue_in_eval), unless its logits were not finite or the pool
+        was empty."""
+        return (self.queue_size > 0 and (self.training or self.update_queue_in_eval)
+                and not happened[NON_FINITE_LOGITS] and not happened[EMPTY_POOL])
+
+    def _warn_once(self, kind, message):
+        if kind not in self._warned:
+            self._warned.add(kind)
+            warn_user(f"{type(self).__name__}: {message} (This warning is shown once "
+                      "per instance.)")
+
+    def _warn_about(self, happened):
+        if happened[NON_FINITE_LOGITS]:
+            self._warn_once("nonfinite", "non-finite logits (NaN or inf) in the ranking "
+                            "pool; the affected classes are NaN and the batch is not "
+                            "added to the queue.")
+        if happened[SUBSAMPLED]:
+            self._warn_once("subsample", f"the pool exceeds max_pool_size="
+                            f"{self.max_pool_size}; applying minimum-quota subsampling, "
+                            "so the loss is now a stochastic approximation.")
+        if happened[UNEXPECTED_BINARY_LABELS]:
+            self._warn_once("binary", "binary mode (num_classes=1) expects targets in "
+                            "{0, 1}; non-zero values are treated as positive.")
+
+
+class _QueuedRankingLoss(_PooledLoss):
+    """The memory queue as the seed's flat buffers."""
+
+    def __init__(self, num_classes, queue_size, temperature, reduction, ignore_index,
+                 update_queue_in_eval, gather_distributed, max_pool_size):
+        super().__init__(num_classes, queue_size, temperature, reduction, ignore_index,
+                         update_queue_in_eval, gather_distributed, max_pool_size)
+        if self.queue_size > 0:
             # As the seed's buffers: float32 logits (unless the module is
             # converted), empty slots hold ignore_index; and the successor's
             # per-row weight (1 for rows queued without one).
-            self.register_buffer("_q_logits", torch.zeros(queue_size, num_classes))
+            self.register_buffer("_q_logits", torch.zeros(self.queue_size, self.num_classes))
             self.register_buffer("_q_targets",
-                                 torch.full((queue_size,), ignore_index, dtype=torch.long))
+                                 torch.full((self.queue_size,), self.ignore_index,
+                                            dtype=torch.long))
             self.register_buffer("_q_ptr", torch.zeros(1, dtype=torch.long))
-            self.register_buffer("_q_weight", torch.ones(queue_size))
+            self.register_buffer("_q_weight", torch.ones(self.queue_size))
 
     @torch.no_grad()
     def reset_queue(self):
@@ -97,12 +155,6 @@ class _QueuedRankingLoss(nn.Module):
     def _op_and_options(self):
         """The op (an OpOverload) and its arguments after the four tensors."""
         raise NotImplementedError
-
-    def _warn_once(self, kind, message):
-        if kind not in self._warned:
-            self._warned.add(kind)
-            warn_user(f"{type(self).__name__}: {message} (This warning is shown once "
-                      "per instance.)")
 
     def forward(self, logits, targets, iid_mask=None, return_per_class=False, *,
                 sample_weight=None):
@@ -122,16 +174,8 @@ class _QueuedRankingLoss(nn.Module):
         # Kept lean: at small pools the Python here is part of the step time
         # (bench/python). The op checks the inputs and the temperature.
         name = type(self).__name__
-        if iid_mask is not None and not isinstance(iid_mask, torch.Tensor):
-            iid_mask, return_per_class = _seed_call_form(name, iid_mask, return_per_class)
-        if self.gather_distributed is not False:
-            refuse_to_gather(name, self.gather_distributed)
-        if iid_mask is not None and iid_mask.shape != logits.shape[:1]:
-            raise ValueError(f"{name}: iid_mask must have shape [N] = "
-                             f"{tuple(logits.shape[:1])} (the rows of logits), got "
-                             f"{tuple(iid_mask.shape)}")
-        if sample_weight is not None:
-            warn_if_all_zero(self, sample_weight)
+        iid_mask, return_per_class = self._begin_call(logits, iid_mask, return_per_class,
+                                                      sample_weight)
         has_queue = self.queue_size > 0
         queue_weight = None
         if has_queue:
@@ -151,8 +195,7 @@ class _QueuedRankingLoss(nn.Module):
         happened = events.tolist()
         if True in happened:
             self._warn_about(happened)
-        if (has_queue and (self.training or self.update_queue_in_eval)
-                and not happened[NON_FINITE_LOGITS] and not happened[EMPTY_POOL]):
+        if self._enqueues(happened):
             # While _queue_weighted is False every stored weight is 1, so an
             # unweighted batch need not write its ones.
             ops.queue_push_(self._q_logits, self._q_targets, self._q_ptr, logits, targets,
@@ -161,19 +204,6 @@ class _QueuedRankingLoss(nn.Module):
         if return_per_class:
             return loss, per_class, valid
         return loss
-
-    def _warn_about(self, happened):
-        if happened[NON_FINITE_LOGITS]:
-            self._warn_once("nonfinite", "non-finite logits (NaN or inf) in the ranking "
-                            "pool; the affected classes are NaN and the batch is not "
-                            "added to the queue.")
-        if happened[SUBSAMPLED]:
-            self._warn_once("subsample", f"the pool exceeds max_pool_size="
-                            f"{self.max_pool_size}; applying minimum-quota subsampling, "
-                            "so the loss is now a stochastic approximation.")
-        if happened[UNEXPECTED_BINARY_LABELS]:
-            self._warn_once("binary", "binary mode (num_classes=1) expects targets in "
-                            "{0, 1}; non-zero values are treated as positive.")
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict,
                               missing_keys, unexpected_keys, error_msgs):

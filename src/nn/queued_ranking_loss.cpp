@@ -1,11 +1,12 @@
 // The members of proxyloss::QueuedRankingLoss (queued_ranking_loss.h),
-// compiled once for the two ranking losses.
+// compiled once for the three ranking losses.
 #include "proxyloss/queued_ranking_loss.h"
 
 #include "common/optional_tensor.h"
 #include "common/ranking_options.h"
 #include "nn/ranking_warnings.h"
 #include "proxyloss/ops.h"
+#include "proxyloss/pauc_at_budget_loss.h"
 #include "proxyloss/recall_at_quantile_loss.h"
 #include "proxyloss/reduction.h"
 #include "proxyloss/smooth_ap_loss.h"
@@ -28,21 +29,25 @@ torch::Tensor register_or_replace(torch::nn::Module& owner, const std::string& n
   return owner.register_buffer(name, value);
 }
 
-void keep_int64(torch::Tensor& buffer) {
+// Module::to(dtype) converts every buffer; the queue's targets and pointer
+// stay int64 and its iid flags bool.
+void keep_dtype(torch::Tensor& buffer, torch::Dtype dtype) {
   torch::NoGradGuard no_grad;
-  if (buffer.defined() && buffer.scalar_type() != torch::kLong) {
-    buffer.set_data(buffer.to(torch::kLong));
+  if (buffer.defined() && buffer.scalar_type() != dtype) {
+    buffer.set_data(buffer.to(dtype));
   }
 }
 
 // After a checkpoint was read into the buffers: throws c10::Error unless they
 // are a queue of queue_size rows and num_classes columns, with floating
 // logits, integer targets, finite logits in every row whose target is not
-// ignore_index, a pointer in [0, queue_size) (when queue_size > 0), and
-// floating weights [queue_size], finite and >= 0.
+// ignore_index, a pointer in [0, queue_size) (when queue_size > 0),
+// floating weights [queue_size], finite and >= 0, and (when the loss keeps
+// them) iid flags [queue_size] bool.
 void check_loaded_queue(const torch::Tensor& logits, const torch::Tensor& targets,
                         const torch::Tensor& ptr, const torch::Tensor& weight,
-                        int64_t queue_size, int64_t num_classes, int64_t ignore_index) {
+                        const torch::Tensor& iid, int64_t queue_size,
+                        int64_t num_classes, int64_t ignore_index) {
   TORCH_CHECK(
       logits.dim() == 2 && logits.size(0) == queue_size && logits.size(1) == num_classes,
       "checkpoint queue_logits has shape ", logits.sizes(), ", expected [", queue_size,
@@ -73,6 +78,12 @@ void check_loaded_queue(const torch::Tensor& logits, const torch::Tensor& target
               weight.scalar_type());
   TORCH_CHECK(torch::isfinite(weight).logical_and(weight.ge(0)).all().item<bool>(),
               "checkpoint queue_weight must be finite and >= 0");
+  if (iid.defined()) {
+    TORCH_CHECK(iid.dim() == 1 && iid.size(0) == queue_size &&
+                    (iid.scalar_type() == torch::kBool || iid.scalar_type() == torch::kByte),
+                "checkpoint queue_iid must be a bool [", queue_size, "] tensor, got shape ",
+                iid.sizes(), " and dtype ", iid.scalar_type());
+  }
   if (queue_size > 0) {
     const int64_t position = ptr.item<int64_t>();
     TORCH_CHECK(position >= 0 && position < queue_size,
@@ -119,6 +130,10 @@ void QueuedRankingLoss<Derived, Options>::reset() {
   queue_ptr = register_or_replace(*this, "queue_ptr", torch::zeros({1}, torch::kLong));
   queue_weight =
       register_or_replace(*this, "queue_weight", torch::ones({built_queue_size_}));
+  if (Derived::kQueuesIid) {
+    queue_iid = register_or_replace(*this, "queue_iid",
+                                    torch::ones({built_queue_size_}, torch::kBool));
+  }
 }
 
 template <typename Derived, typename Options>
@@ -150,6 +165,15 @@ std::tuple<torch::Tensor, torch::Tensor, torch::Tensor>
 QueuedRankingLoss<Derived, Options>::forward_per_class(
     const torch::Tensor& logits, const torch::Tensor& targets,
     const torch::Tensor& sample_weight) {
+  return step(logits, targets, sample_weight, torch::Tensor());
+}
+
+template <typename Derived, typename Options>
+std::tuple<torch::Tensor, torch::Tensor, torch::Tensor>
+QueuedRankingLoss<Derived, Options>::step(const torch::Tensor& logits,
+                                          const torch::Tensor& targets,
+                                          const torch::Tensor& sample_weight,
+                                          const torch::Tensor& iid_mask) {
   // Options may have been edited since reset(): check them again; the ones
   // that shape the queue need reset().
   check_options();
@@ -164,31 +188,37 @@ QueuedRankingLoss<Derived, Options>::forward_per_class(
               ", ", built_queue_size_, ", ", built_ignore_index_,
               "): call reset() to rebuild the queue");
   const bool has_queue = built_queue_size_ > 0;
-  const optional<torch::Tensor> q_logits =
-      has_queue ? optional<torch::Tensor>(queue_logits) : c10::nullopt;
-  const optional<torch::Tensor> q_targets =
-      has_queue ? optional<torch::Tensor>(queue_targets) : c10::nullopt;
-  const auto live_weight = common::defined_or_nullopt(sample_weight);
+  RankingStepInputs inputs;
+  if (has_queue) {
+    inputs.queue_logits = queue_logits;
+    inputs.queue_targets = queue_targets;
+    if (Derived::kQueuesIid) {
+      inputs.queue_iid = queue_iid;
+    }
+  }
+  inputs.sample_weight = common::defined_or_nullopt(sample_weight);
+  inputs.iid_mask = common::defined_or_nullopt(iid_mask);
   // Weighted when this batch or a queued row carries weights.
-  const optional<torch::Tensor> q_weight =
-      has_queue && (queue_weighted_ || live_weight.has_value())
-          ? optional<torch::Tensor>(queue_weight)
-          : c10::nullopt;
+  if (has_queue && (queue_weighted_ || inputs.sample_weight.has_value())) {
+    inputs.queue_weight = queue_weight;
+  }
   torch::Tensor loss;
   torch::Tensor per_class;
   torch::Tensor valid;
   torch::Tensor events;
   std::tie(loss, per_class, valid, events) =
       nn_impl::naming_the_loss(Derived::kName, [&] {
-        return static_cast<const Derived&>(*this).call_op(
-            logits, targets, q_logits, q_targets, live_weight, q_weight);
+        return static_cast<Derived&>(*this).call_op(logits, targets, inputs);
       });
 
   // The queue follows the logits' device (the op has accepted them).
   if (has_queue && queue_logits.device() != logits.device()) {
     torch::NoGradGuard no_grad;
-    for (auto* buffer : {&queue_logits, &queue_targets, &queue_ptr, &queue_weight}) {
-      buffer->set_data(buffer->to(logits.device()));
+    for (auto* buffer :
+         {&queue_logits, &queue_targets, &queue_ptr, &queue_weight, &queue_iid}) {
+      if (buffer->defined()) {
+        buffer->set_data(buffer->to(logits.device()));
+      }
     }
   }
   // What the op saw, read on the host once, for the warnings and the
@@ -203,9 +233,10 @@ QueuedRankingLoss<Derived, Options>::forward_per_class(
   if (has_queue && update && !nonfinite && !empty_pool) {
     // While queue_weighted_ is false every stored weight is 1: an unweighted
     // batch need not write its ones.
-    ops::queue_push_(queue_logits, queue_targets, queue_ptr, logits, targets, q_weight,
-                     live_weight);
-    queue_weighted_ = q_weight.has_value();
+    ops::queue_push_(queue_logits, queue_targets, queue_ptr, logits, targets,
+                     inputs.queue_weight, inputs.sample_weight, inputs.queue_iid,
+                     inputs.iid_mask);
+    queue_weighted_ = inputs.queue_weight.has_value();
   }
   return {loss, per_class, valid};
 }
@@ -213,16 +244,18 @@ QueuedRankingLoss<Derived, Options>::forward_per_class(
 template <typename Derived, typename Options>
 void QueuedRankingLoss<Derived, Options>::to(torch::Dtype dtype, bool non_blocking) {
   torch::nn::Module::to(dtype, non_blocking);
-  keep_int64(queue_targets);
-  keep_int64(queue_ptr);
+  keep_dtype(queue_targets, torch::kLong);
+  keep_dtype(queue_ptr, torch::kLong);
+  keep_dtype(queue_iid, torch::kBool);
 }
 
 template <typename Derived, typename Options>
 void QueuedRankingLoss<Derived, Options>::to(torch::Device device, torch::Dtype dtype,
                                              bool non_blocking) {
   torch::nn::Module::to(device, dtype, non_blocking);
-  keep_int64(queue_targets);
-  keep_int64(queue_ptr);
+  keep_dtype(queue_targets, torch::kLong);
+  keep_dtype(queue_ptr, torch::kLong);
+  keep_dtype(queue_iid, torch::kBool);
 }
 
 template <typename Derived, typename Options>
@@ -239,9 +272,10 @@ void QueuedRankingLoss<Derived, Options>::load(torch::serialize::InputArchive& a
           return;
         }
         check_loaded_queue(queue_logits, queue_targets, queue_ptr, queue_weight,
-                           built_queue_size_, built_num_classes_, built_ignore_index_);
+                           queue_iid, built_queue_size_, built_num_classes_,
+                           built_ignore_index_);
       },
-      /*optional_buffers=*/{{"queue_weight", 1.0}});
+      /*optional_buffers=*/{{"queue_weight", 1.0}, {"queue_iid", 1.0}});
   queue_weighted_ = queue_weight.defined() && queue_weight.ne(1).any().item<bool>();
 }
 
@@ -255,6 +289,9 @@ void QueuedRankingLoss<Derived, Options>::reset_queue() {
   queue_targets.fill_(built_ignore_index_);
   queue_ptr.zero_();
   queue_weight.fill_(1);
+  if (queue_iid.defined()) {
+    queue_iid.fill_(true);
+  }
   queue_weighted_ = false;
 }
 
@@ -271,5 +308,6 @@ void QueuedRankingLoss<Derived, Options>::set_temperature(double temperature) {
 
 template class QueuedRankingLoss<SmoothAPLossImpl, SmoothAPLossOptions>;
 template class QueuedRankingLoss<RecallAtQuantileLossImpl, RecallAtQuantileLossOptions>;
+template class QueuedRankingLoss<PAUCAtBudgetLossImpl, PAUCAtBudgetLossOptions>;
 
 } // namespace proxyloss

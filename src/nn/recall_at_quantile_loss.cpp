@@ -17,15 +17,12 @@ void RecallAtQuantileLossImpl::check_extra_options() const {
 
 RankingLossResult RecallAtQuantileLossImpl::call_op(
     const torch::Tensor& logits, const torch::Tensor& targets,
-    const optional<torch::Tensor>& queue_logits,
-    const optional<torch::Tensor>& queue_targets,
-    const optional<torch::Tensor>& sample_weight,
-    const optional<torch::Tensor>& queue_weight) const {
+    const RankingStepInputs& inputs) const {
   return ops::recall_at_quantile_loss(
-      logits, targets, queue_logits, queue_targets, options.num_classes(),
+      logits, targets, inputs.queue_logits, inputs.queue_targets, options.num_classes(),
       options.quantile(), options.interpolation(), options.temperature(),
       common::reduction_string(options.reduction()), options.ignore_index(),
-      options.max_pool_size(), sample_weight, queue_weight);
+      options.max_pool_size(), inputs.sample_weight, inputs.queue_weight);
 }
 
 void RecallAtQuantileLossImpl::print_extra_options(std::ostream& stream) const {

@@ -11,14 +11,12 @@ namespace proxyloss {
 
 RankingLossResult SmoothAPLossImpl::call_op(
     const torch::Tensor& logits, const torch::Tensor& targets,
-    const optional<torch::Tensor>& queue_logits,
-    const optional<torch::Tensor>& queue_targets,
-    const optional<torch::Tensor>& sample_weight,
-    const optional<torch::Tensor>& queue_weight) const {
-  return ops::smooth_ap_loss(
-      logits, targets, queue_logits, queue_targets, options.num_classes(),
-      options.temperature(), common::reduction_string(options.reduction()),
-      options.ignore_index(), options.max_pool_size(), sample_weight, queue_weight);
+    const RankingStepInputs& inputs) const {
+  return ops::smooth_ap_loss(logits, targets, inputs.queue_logits, inputs.queue_targets,
+                             options.num_classes(), options.temperature(),
+                             common::reduction_string(options.reduction()),
+                             options.ignore_index(), options.max_pool_size(),
+                             inputs.sample_weight, inputs.queue_weight);
 }
 
 namespace functional {

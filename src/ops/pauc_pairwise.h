@@ -31,7 +31,12 @@
 //   - the pairs between (the window, |z| < H) are evaluated one by one.
 // Every term is thus within 2 e^-H < u relatively of its exact value, each
 // sum is of non-negative terms, and the result is exact to the format's
-// rounding (plus the double accumulation's). A pair's tail is decided by
+// rounding (plus the double accumulation's), up to the conditioning of
+// exp that any evaluation in floating point has: z (and the tails'
+// re-centred exponents) are rounded in double, which moves e^{+-z} by a
+// relative |z| u_double (at most ~745 u_double = 8e-14 before e^-|z|
+// underflows; the tests allow 4 (1 + |z|max) u_double besides the
+// dtype's own rounding). A pair's tail is decided by
 // the same double expression (p - b >= H tau, b - p >= H tau) in the forward
 // and in both backward passes. Time O((P + B) log(P + B) + sum of window
 // sizes), which is O(P B) only when every pair is within H temperatures.

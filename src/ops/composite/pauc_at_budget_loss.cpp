@@ -175,7 +175,10 @@ ops::PaucLossResult pauc_at_budget_loss(
   omega[n_knots - 1] = 0.5;
 
   const double nan = std::numeric_limits<double>::quiet_NaN();
-  std::vector<at::Tensor> class_loss(num_classes, at::zeros({}, scores.options()));
+  // An invalid class's loss: a zero with a graph to the logits (an empty
+  // slice's sum: never NaN), so that a step where no class is valid still
+  // back-propagates (zeros), as the reference's logits.sum() * 0.
+  std::vector<at::Tensor> class_loss(num_classes, scores.narrow(0, 0, 0).sum());
   std::vector<uint8_t> valid(num_classes, 0);
   std::vector<uint8_t> degenerate(num_classes, 0);
   std::vector<double> t_alpha(num_classes, nan);
