@@ -134,8 +134,8 @@ TEST(PAUCAtBudgetLoss, CheckpointRoundTripsAndOldOnesLoadWithIidFlagsTrue) {
   PAUCAtBudgetLoss restored(wide_band(2, 16));
   std::istringstream in(out.str());
   torch::load(restored, in);
-  for (const auto& name : {"queue_logits", "queue_targets", "queue_ptr", "queue_weight",
-                           "queue_iid"}) {
+  for (const auto& name :
+       {"queue_logits", "queue_targets", "queue_ptr", "queue_weight", "queue_iid"}) {
     EXPECT_TRUE(torch::equal(*saved->named_buffers().find(name),
                              *restored->named_buffers().find(name)))
         << name;
@@ -158,7 +158,9 @@ TEST(PAUCAtBudgetLoss, BadOptionsAreValueErrors) {
       [] { PAUCAtBudgetLoss(PAUCAtBudgetLossOptions(1).budget_basis("all")); },
       {"budget_basis must be"}));
   EXPECT_TRUE(throws_with(
-      [] { PAUCAtBudgetLoss(PAUCAtBudgetLossOptions(1).quantile_interpolation("cubic")); },
+      [] {
+        PAUCAtBudgetLoss(PAUCAtBudgetLossOptions(1).quantile_interpolation("cubic"));
+      },
       {"quantile_interpolation"}));
   EXPECT_TRUE(throws_with(
       [] { PAUCAtBudgetLoss(PAUCAtBudgetLossOptions(1).pos_numerator("queue")); },

@@ -36,12 +36,12 @@ TEST_P(SelectionQuantiles, EqualTorchQuantileBitwise) {
   for (const auto dtype : {torch::kFloat, torch::kDouble}) {
     for (const int64_t n : {1, 2, 3, 7, 200, 201, 500, 533, 4096}) {
       // Ties: rounded scores repeat values.
-      auto values = (torch::randn({n}, dtype) * 4).round() / 4 + torch::randn({n}, dtype) *
-                                                                     (n % 2 == 0 ? 0 : 1);
-      const auto levels = torch::tensor({1.0 - 0.0, 1.0 - 0.005, 0.75, 0.25, 0.5, 0.0,
-                                         1.0 - 0.013, 0.9},
-                                        torch::kDouble)
-                              .to(dtype);
+      auto values = (torch::randn({n}, dtype) * 4).round() / 4 +
+                    torch::randn({n}, dtype) * (n % 2 == 0 ? 0 : 1);
+      const auto levels =
+          torch::tensor({1.0 - 0.0, 1.0 - 0.005, 0.75, 0.25, 0.5, 0.0, 1.0 - 0.013, 0.9},
+                        torch::kDouble)
+              .to(dtype);
       for (const auto& mode : modes) {
         const auto got = proxyloss::ops::selection_quantiles(values, levels, mode);
         const auto want = torch::quantile(values, levels, c10::nullopt, false, mode);
@@ -122,9 +122,9 @@ PairwiseOracle pairwise_oracle(const torch::Tensor& p_in, const torch::Tensor& b
     long double S = 0;
     long double D = 0;
     for (int64_t j = 0; j < B; ++j) {
-      const long double z = (static_cast<long double>(p.data_ptr<double>()[i]) -
-                             b.data_ptr<double>()[j]) /
-                            tau;
+      const long double z =
+          (static_cast<long double>(p.data_ptr<double>()[i]) - b.data_ptr<double>()[j]) /
+          tau;
       const long double e = std::exp(-std::fabs(z));
       S += z >= 0 ? 1 / (1 + e) : e / (1 + e);
       const long double d = e / ((1 + e) * (1 + e));
@@ -169,12 +169,13 @@ class PaucPairwise : public test_support::KernelPathTest {
     // The conditioning of exp (ops/pauc_pairwise.h): 4 (1 + |z|max) u_double
     // on top of the dtype's rounding, |z| capped where e^-|z| underflows.
     const double z_max = std::min(
-        750.0, (p_in.to(torch::kDouble).max() - b_in.to(torch::kDouble).min())
-                       .abs()
-                       .max((p_in.to(torch::kDouble).min() - b_in.to(torch::kDouble).max())
-                                .abs())
-                       .item<double>() /
-                   tau);
+        750.0,
+        (p_in.to(torch::kDouble).max() - b_in.to(torch::kDouble).min())
+                .abs()
+                .max(
+                    (p_in.to(torch::kDouble).min() - b_in.to(torch::kDouble).max()).abs())
+                .item<double>() /
+            tau);
     rtol += 4 * (1 + z_max) * std::numeric_limits<double>::epsilon() / 2;
     auto p = p_in.clone().requires_grad_(true);
     auto b = b_in.clone().requires_grad_(true);
@@ -184,7 +185,10 @@ class PaucPairwise : public test_support::KernelPathTest {
         p, b, tau, w.defined() ? c10::optional<torch::Tensor>(w) : c10::nullopt);
     pauc.backward();
     const auto oracle = pairwise_oracle(p_in, b_in, tau, w);
-    EXPECT_LE(max_relative_error(pauc.detach(), torch::tensor(oracle.pauc, torch::kDouble)), rtol) << what;
+    EXPECT_LE(
+        max_relative_error(pauc.detach(), torch::tensor(oracle.pauc, torch::kDouble)),
+        rtol)
+        << what;
     EXPECT_LE(max_relative_error(per_positive, as_tensor(oracle.per_positive)), rtol)
         << what;
     EXPECT_LE(max_relative_error(p.grad(), as_tensor(oracle.grad_p)), rtol) << what;
@@ -194,7 +198,9 @@ class PaucPairwise : public test_support::KernelPathTest {
 
 // Unit roundoff of the dtype, the bound the kernel's header proves (plus the
 // accumulation's and the final rounding's few ulps).
-double tolerance(torch::Dtype dtype) { return dtype == torch::kFloat ? 4e-7 : 2e-14; }
+double tolerance(torch::Dtype dtype) {
+  return dtype == torch::kFloat ? 4e-7 : 2e-14;
+}
 
 TEST_P(PaucPairwise, MatchesDenseOracleInEveryRegime) {
   torch::manual_seed(3);
@@ -229,8 +235,8 @@ TEST_P(PaucPairwise, ExactAtTheTailBound) {
     const auto b = torch::tensor(b_values, torch::kDouble).to(dtype);
     expect_matches_oracle(p, b, tau, torch::Tensor(), tolerance(dtype), "bound");
     // Every pair in one tail.
-    expect_matches_oracle(p.abs() + 3 * H * tau, b, tau, torch::Tensor(), tolerance(dtype),
-                          "high tail");
+    expect_matches_oracle(p.abs() + 3 * H * tau, b, tau, torch::Tensor(),
+                          tolerance(dtype), "high tail");
     expect_matches_oracle(-p.abs() - 3 * H * tau, b, tau, torch::Tensor(),
                           tolerance(dtype), "low tail");
   }
@@ -277,16 +283,18 @@ TEST_P(PaucPairwise, GradientsMatchCentralDifferences) {
 TEST_P(PaucPairwise, UndefinedCasesAreNaN) {
   const auto p = torch::randn({4});
   const auto b = torch::randn({3});
-  EXPECT_TRUE(std::isnan(
-      std::get<0>(proxyloss::ops::pauc_pairwise(p, torch::empty({0}), 0.1)).item<float>()));
-  EXPECT_TRUE(std::isnan(
-      std::get<0>(proxyloss::ops::pauc_pairwise(p, b, 0.1, torch::zeros({4}))).item<float>()));
+  EXPECT_TRUE(
+      std::isnan(std::get<0>(proxyloss::ops::pauc_pairwise(p, torch::empty({0}), 0.1))
+                     .item<float>()));
+  EXPECT_TRUE(
+      std::isnan(std::get<0>(proxyloss::ops::pauc_pairwise(p, b, 0.1, torch::zeros({4})))
+                     .item<float>()));
   auto with_nan = b.clone();
   with_nan[1] = std::numeric_limits<float>::quiet_NaN();
-  EXPECT_TRUE(
-      std::isnan(std::get<0>(proxyloss::ops::pauc_pairwise(p, with_nan, 0.1)).item<float>()));
-  EXPECT_TRUE(test_support::throws_with(
-      [&] { proxyloss::ops::pauc_pairwise(p, b, 0.0); }, {"tau must be finite and > 0"}));
+  EXPECT_TRUE(std::isnan(
+      std::get<0>(proxyloss::ops::pauc_pairwise(p, with_nan, 0.1)).item<float>()));
+  EXPECT_TRUE(test_support::throws_with([&] { proxyloss::ops::pauc_pairwise(p, b, 0.0); },
+                                        {"tau must be finite and > 0"}));
   EXPECT_TRUE(test_support::throws_with(
       [&] { proxyloss::ops::pauc_pairwise(p, b.to(torch::kDouble), 0.1); },
       {"negatives must have the dtype of positives"}));
@@ -318,8 +326,7 @@ torch::Tensor class_loss_oracle(const torch::Tensor& s, const torch::Tensor& pos
   const auto neg = pos.logical_not();
   const auto ref = s.detach().masked_select(
       c.budget_basis == "population" ? iid : neg.logical_and(iid));
-  const auto edges =
-      torch::tensor({1.0 - alpha, 1.0 - beta}, torch::kDouble).to(dtype);
+  const auto edges = torch::tensor({1.0 - alpha, 1.0 - beta}, torch::kDouble).to(dtype);
   const auto q = [&](const torch::Tensor& levels) {
     return torch::quantile(ref, levels, c10::nullopt, false, c.interpolation);
   };
@@ -332,7 +339,8 @@ torch::Tensor class_loss_oracle(const torch::Tensor& s, const torch::Tensor& pos
   const auto p = s.masked_select(pos);
   const auto wp = w.defined() ? w.masked_select(pos) : torch::ones_like(p);
   if (c.surrogate == "pairwise") {
-    const auto band = neg.logical_and(s.detach().ge(e[1])).logical_and(s.detach().le(e[0]));
+    const auto band =
+        neg.logical_and(s.detach().ge(e[1])).logical_and(s.detach().le(e[0]));
     const auto b = s.masked_select(band);
     const auto z = torch::sigmoid((p.unsqueeze(1) - b.unsqueeze(0)) / tau);
     return 1 - (wp.unsqueeze(1) * z).sum() / (wp.sum() * b.size(0));
@@ -375,8 +383,8 @@ TEST(PaucAtBudgetLossOp, MatchesTheRecipeWithWeightsAndIidMasks) {
       ASSERT_TRUE(std::get<2>(result).all().item<bool>());
       std::vector<torch::Tensor> want;
       for (int64_t k = 0; k < C; ++k) {
-        want.push_back(class_loss_oracle(logits.select(1, k), targets.eq(k), iid, w, alpha,
-                                         beta, temperature, c));
+        want.push_back(class_loss_oracle(logits.select(1, k), targets.eq(k), iid, w,
+                                         alpha, beta, temperature, c));
       }
       const auto oracle = torch::stack(want);
       const double tol = dtype == torch::kFloat ? 2e-6 : 1e-13;
@@ -413,8 +421,8 @@ TEST(PaucAtBudgetLossOp, ValidityChainAndSentinels) {
   flat.narrow(0, 0, 10).fill_(1);
   const auto binary = targets.clone();
   const auto degenerate = proxyloss::ops::pauc_at_budget_loss(
-      flat, binary, c10::nullopt, c10::nullopt, 1, 0.0, 0.2, "pairwise", 2, "iqr",
-      "pool", "fpr", 0.1, "mean", -100, "higher", c10::nullopt);
+      flat, binary, c10::nullopt, c10::nullopt, 1, 0.0, 0.2, "pairwise", 2, "iqr", "pool",
+      "fpr", 0.1, "mean", -100, "higher", c10::nullopt);
   EXPECT_TRUE(std::get<10>(degenerate)[0].item<bool>());
   EXPECT_FALSE(std::get<2>(degenerate)[0].item<bool>());
   EXPECT_EQ(std::get<9>(degenerate)[0].item<float>(), 0.0f);

@@ -16,6 +16,11 @@ leaf x [M, C]; both modules are timed interleaved in rounds after one warmup
 step each; the result is the median step time. Before timing, the two
 losses and gradients are compared (max abs difference printed).
 
+Peak memory (``--rss``): the pairwise surrogate at M = 65,536, C = 1, both
+bands, one step in a fresh process per implementation (``--rss-case``),
+reported as the growth of its peak resident memory (VmHWM) over the
+process after its imports and inputs (the reference builds [P, band] matrices; ours keeps O(M)).
+
     PYTHONPATH=python PROXYLOSS_LIBRARY=build/libproxyloss.so \\
         build/python-env/bin/python bench/python/pauc_bench.py [--markdown FILE]
 """
@@ -23,6 +28,8 @@ import argparse
 import datetime
 import platform
 import statistics
+import subprocess
+import sys
 import time
 
 import torch
@@ -79,6 +86,43 @@ def median_step_ms(modules, x, targets, min_time, max_reps):
     return [statistics.median(t) * 1e3 for t in times], len(times[0])
 
 
+def high_water_mib():
+    """This process's peak resident memory (VmHWM: unlike ru_maxrss, not
+    inherited from the parent that spawned it)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
+def rss_case(spec):
+    """One pairwise step in this process: prints the peak memory growth in MiB."""
+    impl, alpha, beta = spec.split(":")
+    package = proxyloss if impl == "ours" else imbalanced_losses
+    x, targets = make_inputs(65536, 1, "unseparated")
+    module = package.PAUCAtBudgetLoss(1, alpha=float(alpha), beta=float(beta),
+                                      surrogate="pairwise", queue_size=0)
+    leaf = x.clone().requires_grad_(True)
+    before = high_water_mib()
+    step(module, leaf, targets)
+    print(high_water_mib() - before)
+
+
+def rss_rows(args):
+    rows = []
+    for alpha, beta in ((0.0, 0.005), (0.01, 0.3)):
+        growth = {}
+        for impl in ("reference", "ours"):
+            out = subprocess.run([sys.executable, __file__, "--threads", str(args.threads),
+                                  "--rss-case", f"{impl}:{alpha}:{beta}"],
+                                 capture_output=True, text=True, check=True).stdout
+            growth[impl] = float(out.split()[-1])
+        rows.append(f"| 65,536 | 1 | [{alpha}, {beta}] | pairwise | {growth['reference']:.0f} "
+                    f"| {growth['ours']:.0f} |")
+    return rows
+
+
 def cases(args):
     for M in args.M:
         for C in args.classes:
@@ -101,8 +145,13 @@ def main():
     p.add_argument("--min-time", type=float, default=0.3)
     p.add_argument("--max-reps", type=int, default=50)
     p.add_argument("--markdown", help="also write the table to this file")
+    p.add_argument("--rss", action="store_true", help="also measure peak memory")
+    p.add_argument("--rss-case", help=argparse.SUPPRESS)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
+    if args.rss_case:
+        rss_case(args.rss_case)
+        return
     started = time.perf_counter()
     rows = []
     for case in cases(args):
@@ -138,6 +187,10 @@ def main():
                      f"| {surrogate} | {r['reference']:.2f} | {r['ours']:.2f} | "
                      f"{r['reference'] / r['ours']:.2f}x | {r['d_loss']:.1e} | "
                      f"{r['d_grad']:.1e} |")
+    if args.rss:
+        lines += ["", "Peak memory of one step: growth of VmHWM in a fresh process (MiB):",
+                  "", "| M | C | band | surrogate | reference MiB | proxyloss MiB |",
+                  "|---|---|---|---|---|---|"] + rss_rows(args)
     report = "\n".join(lines) + "\n"
     print(report)
     if args.markdown:

@@ -103,7 +103,9 @@ class PAUCAtBudgetLossImpl
       const torch::Tensor& sample_weight, const torch::Tensor& iid_mask);
 
   // The diagnostics of the last forward (undefined tensors before the first).
-  const PAUCDiagnostics& last_diagnostics() const { return last_diagnostics_; }
+  const PAUCDiagnostics& last_diagnostics() const {
+    return last_diagnostics_;
+  }
 
   // The hooks of QueuedRankingLoss.
   void check_extra_options() const;

@@ -7,8 +7,8 @@ buffer names (``_q_logits``, ``_q_targets``, ``_q_ptr``, so a seed
 it loads with weight 1). The successor's ``_q_iid`` is not kept: these
 losses never read the iid flags (PAUCAtBudgetLoss does: proxyloss/pauc.py),
 and without it our checkpoints still load into the successor, which renames
-only our other buffers into its ``_queue`` submodule. The loss, its gradient and the threshold are
-computed by ``torch.ops.proxyloss._smooth_ap_loss_with_pool`` /
+only our other buffers into its ``_queue`` submodule. The loss, its gradient
+and the threshold are computed by ``torch.ops.proxyloss._smooth_ap_loss_with_pool`` /
 ``_recall_at_quantile_loss_with_pool`` (``smooth_ap_loss`` /
 ``recall_at_quantile_loss`` with the pool's labels as a fifth result, which
 torch.compile needs: src/ops/composite/ranking_losses.cpp); the batch enters

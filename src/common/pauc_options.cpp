@@ -9,8 +9,8 @@ namespace {
 // Whether `value` is `second` (true) or `first` (false); a ValueError otherwise.
 bool one_of(const std::string& who, const char* option, const std::string& value,
             const char* first, const char* second) {
-  TORCH_CHECK_VALUE(value == first || value == second, who, ": ", option,
-                    " must be \"", first, "\" or \"", second, "\", got \"", value, "\"");
+  TORCH_CHECK_VALUE(value == first || value == second, who, ": ", option, " must be \"",
+                    first, "\" or \"", second, "\", got \"", value, "\"");
   return value == second;
 }
 

@@ -55,17 +55,20 @@ RankingLossResult PAUCAtBudgetLossImpl::call_op(const torch::Tensor& logits,
       options.temperature(), common::reduction_string(options.reduction()),
       options.ignore_index(), options.quantile_interpolation(), options.max_pool_size(),
       inputs.sample_weight, inputs.queue_weight, inputs.iid_mask, inputs.queue_iid);
-  last_diagnostics_ = {std::get<4>(result), std::get<5>(result), std::get<6>(result),
-                       std::get<7>(result), std::get<8>(result),
-                       positives_in_batch(targets, options.num_classes(),
-                                          options.ignore_index())};
+  last_diagnostics_ = {
+      std::get<4>(result),
+      std::get<5>(result),
+      std::get<6>(result),
+      std::get<7>(result),
+      std::get<8>(result),
+      positives_in_batch(targets, options.num_classes(), options.ignore_index())};
   const auto degenerate = std::get<10>(result).to(torch::kCPU);
   if (!warned_.degenerate && degenerate.any().item<bool>()) {
     warned_.degenerate = true;
     const int64_t c = degenerate.nonzero()[0][0].item<int64_t>();
     const bool population = options.budget_basis() == "population";
-    const char* who = population ? "the iid rows (positives and negatives)"
-                                 : "the iid negatives";
+    const char* who =
+        population ? "the iid rows (positives and negatives)" : "the iid negatives";
     std::ostringstream why;
     if (options.alpha() == 0) {
       why << "with alpha = 0, t_alpha is the largest of them";

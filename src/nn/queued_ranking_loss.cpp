@@ -46,8 +46,8 @@ void keep_dtype(torch::Tensor& buffer, torch::Dtype dtype) {
 // them) iid flags [queue_size] bool.
 void check_loaded_queue(const torch::Tensor& logits, const torch::Tensor& targets,
                         const torch::Tensor& ptr, const torch::Tensor& weight,
-                        const torch::Tensor& iid, int64_t queue_size,
-                        int64_t num_classes, int64_t ignore_index) {
+                        const torch::Tensor& iid, int64_t queue_size, int64_t num_classes,
+                        int64_t ignore_index) {
   TORCH_CHECK(
       logits.dim() == 2 && logits.size(0) == queue_size && logits.size(1) == num_classes,
       "checkpoint queue_logits has shape ", logits.sizes(), ", expected [", queue_size,
@@ -79,10 +79,11 @@ void check_loaded_queue(const torch::Tensor& logits, const torch::Tensor& target
   TORCH_CHECK(torch::isfinite(weight).logical_and(weight.ge(0)).all().item<bool>(),
               "checkpoint queue_weight must be finite and >= 0");
   if (iid.defined()) {
-    TORCH_CHECK(iid.dim() == 1 && iid.size(0) == queue_size &&
-                    (iid.scalar_type() == torch::kBool || iid.scalar_type() == torch::kByte),
-                "checkpoint queue_iid must be a bool [", queue_size, "] tensor, got shape ",
-                iid.sizes(), " and dtype ", iid.scalar_type());
+    TORCH_CHECK(
+        iid.dim() == 1 && iid.size(0) == queue_size &&
+            (iid.scalar_type() == torch::kBool || iid.scalar_type() == torch::kByte),
+        "checkpoint queue_iid must be a bool [", queue_size, "] tensor, got shape ",
+        iid.sizes(), " and dtype ", iid.scalar_type());
   }
   if (queue_size > 0) {
     const int64_t position = ptr.item<int64_t>();
@@ -206,10 +207,9 @@ QueuedRankingLoss<Derived, Options>::step(const torch::Tensor& logits,
   torch::Tensor per_class;
   torch::Tensor valid;
   torch::Tensor events;
-  std::tie(loss, per_class, valid, events) =
-      nn_impl::naming_the_loss(Derived::kName, [&] {
-        return static_cast<Derived&>(*this).call_op(logits, targets, inputs);
-      });
+  std::tie(loss, per_class, valid, events) = nn_impl::naming_the_loss(
+      Derived::kName,
+      [&] { return static_cast<Derived&>(*this).call_op(logits, targets, inputs); });
 
   // The queue follows the logits' device (the op has accepted them).
   if (has_queue && queue_logits.device() != logits.device()) {

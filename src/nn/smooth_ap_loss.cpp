@@ -9,9 +9,9 @@
 
 namespace proxyloss {
 
-RankingLossResult SmoothAPLossImpl::call_op(
-    const torch::Tensor& logits, const torch::Tensor& targets,
-    const RankingStepInputs& inputs) const {
+RankingLossResult SmoothAPLossImpl::call_op(const torch::Tensor& logits,
+                                            const torch::Tensor& targets,
+                                            const RankingStepInputs& inputs) const {
   return ops::smooth_ap_loss(logits, targets, inputs.queue_logits, inputs.queue_targets,
                              options.num_classes(), options.temperature(),
                              common::reduction_string(options.reduction()),

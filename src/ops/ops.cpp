@@ -99,10 +99,9 @@ at::Tensor selection_quantiles(const at::Tensor& values, const at::Tensor& level
 std::tuple<at::Tensor, at::Tensor> pauc_pairwise(const at::Tensor& positives,
                                                  const at::Tensor& negatives, double tau,
                                                  const optional<at::Tensor>& weights) {
-  static const auto op =
-      typed_op<std::tuple<at::Tensor, at::Tensor>(
-          const at::Tensor&, const at::Tensor&, double, const optional<at::Tensor>&)>(
-          "proxyloss::pauc_pairwise");
+  static const auto op = typed_op<std::tuple<at::Tensor, at::Tensor>(
+      const at::Tensor&, const at::Tensor&, double, const optional<at::Tensor>&)>(
+      "proxyloss::pauc_pairwise");
   return op.call(positives, negatives, tau, weights);
 }
 

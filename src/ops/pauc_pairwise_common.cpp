@@ -19,8 +19,8 @@ void check_pauc_pairwise_inputs(const at::Tensor& positives, const at::Tensor& n
   TORCH_CHECK_VALUE(negatives.dim() == 1, kOp, ": negatives must be 1-D [B], got shape ",
                     negatives.sizes());
   TORCH_CHECK_VALUE(
-      positives.scalar_type() == at::kFloat || positives.scalar_type() == at::kDouble, kOp,
-      ": positives must be float32 or float64, got ", positives.scalar_type());
+      positives.scalar_type() == at::kFloat || positives.scalar_type() == at::kDouble,
+      kOp, ": positives must be float32 or float64, got ", positives.scalar_type());
   TORCH_CHECK_VALUE(negatives.scalar_type() == positives.scalar_type(), kOp,
                     ": negatives must have the dtype of positives (",
                     positives.scalar_type(), "), got ", negatives.scalar_type());

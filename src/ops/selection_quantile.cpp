@@ -62,16 +62,18 @@ void check_selection_quantile_inputs(const at::Tensor& values, double q) {
   TORCH_CHECK_VALUE(q >= 0 && q <= 1, kOp, ": q must be in [0, 1], got ", q);
 }
 
-void check_selection_quantiles_inputs(const at::Tensor& values, const at::Tensor& levels) {
+void check_selection_quantiles_inputs(const at::Tensor& values,
+                                      const at::Tensor& levels) {
   constexpr const char* kOp = "proxyloss::selection_quantiles";
   TORCH_CHECK_VALUE(values.dim() == 1, kOp, ": values must be 1-D [n], got shape ",
                     values.sizes());
   TORCH_CHECK_VALUE(
       values.scalar_type() == at::kFloat || values.scalar_type() == at::kDouble, kOp,
       ": values must be float32 or float64, got ", values.scalar_type());
-  TORCH_CHECK_VALUE(levels.dim() == 1 && levels.scalar_type() == values.scalar_type(), kOp,
-                    ": levels must be 1-D of the values' dtype (", values.scalar_type(),
-                    "), got shape ", levels.sizes(), " and dtype ", levels.scalar_type());
+  TORCH_CHECK_VALUE(levels.dim() == 1 && levels.scalar_type() == values.scalar_type(),
+                    kOp, ": levels must be 1-D of the values' dtype (",
+                    values.scalar_type(), "), got shape ", levels.sizes(), " and dtype ",
+                    levels.scalar_type());
   for (const double q : levels_on_host(levels)) {
     TORCH_CHECK_VALUE(q >= 0 && q <= 1, kOp, ": levels must be in [0, 1], got ", q);
   }

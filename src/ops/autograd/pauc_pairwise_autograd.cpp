@@ -19,10 +19,9 @@ using torch::autograd::variable_list;
 
 PaucPairwiseForward call_forward(const at::Tensor& positives, const at::Tensor& negatives,
                                  double tau, const optional<at::Tensor>& weights) {
-  static const auto op =
-      typed_op<PaucPairwiseForward(const at::Tensor&, const at::Tensor&, double,
-                                   const optional<at::Tensor>&)>(
-          "proxyloss::_pauc_pairwise_forward");
+  static const auto op = typed_op<PaucPairwiseForward(
+      const at::Tensor&, const at::Tensor&, double, const optional<at::Tensor>&)>(
+      "proxyloss::_pauc_pairwise_forward");
   return op.call(positives, negatives, tau, weights);
 }
 
@@ -42,11 +41,9 @@ class PaucPairwiseFunction : public torch::autograd::Function<PaucPairwiseFuncti
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
-    static const auto op =
-        typed_op<PaucPairwiseGrads(const at::Tensor&, const at::Tensor&,
-                                   const at::Tensor&, double,
-                                   const optional<at::Tensor>&)>(
-            "proxyloss::_pauc_pairwise_backward");
+    static const auto op = typed_op<PaucPairwiseGrads(
+        const at::Tensor&, const at::Tensor&, const at::Tensor&, double,
+        const optional<at::Tensor>&)>("proxyloss::_pauc_pairwise_backward");
     const auto saved = ctx->get_saved_variables();
     at::Tensor grad_positives;
     at::Tensor grad_negatives;
@@ -56,8 +53,8 @@ class PaucPairwiseFunction : public torch::autograd::Function<PaucPairwiseFuncti
           op.call(grad_outputs[0], saved[0], saved[1], ctx->saved_data["tau"].toDouble(),
                   common::defined_or_nullopt(saved[2]));
     }
-    auto grads = once_differentiable({grad_positives, grad_negatives},
-                                     "proxyloss::pauc_pairwise");
+    auto grads =
+        once_differentiable({grad_positives, grad_negatives}, "proxyloss::pauc_pairwise");
     return {grads[0], grads[1], at::Tensor(), at::Tensor()};
   }
 };

@@ -71,16 +71,13 @@ at::Tensor call_backward(const at::Tensor& grad_scores, const at::Tensor& pool_p
 
 class RankingPoolFunction : public torch::autograd::Function<RankingPoolFunction> {
  public:
-  static variable_list forward(AutogradContext* ctx, const at::Tensor& logits,
-                               const at::Tensor& targets,
-                               const optional<at::Tensor>& queue_logits,
-                               const optional<at::Tensor>& queue_targets,
-                               int64_t num_classes, int64_t ignore_index,
-                               optional<int64_t> max_pool_size,
-                               const optional<at::Tensor>& sample_weight,
-                               const optional<at::Tensor>& queue_weight,
-                               const optional<at::Tensor>& iid_mask,
-                               const optional<at::Tensor>& queue_iid, bool with_rows) {
+  static variable_list forward(
+      AutogradContext* ctx, const at::Tensor& logits, const at::Tensor& targets,
+      const optional<at::Tensor>& queue_logits, const optional<at::Tensor>& queue_targets,
+      int64_t num_classes, int64_t ignore_index, optional<int64_t> max_pool_size,
+      const optional<at::Tensor>& sample_weight, const optional<at::Tensor>& queue_weight,
+      const optional<at::Tensor>& iid_mask, const optional<at::Tensor>& queue_iid,
+      bool with_rows) {
     at::AutoDispatchBelowADInplaceOrView below_autograd;
     at::Tensor scores;
     at::Tensor labels;
@@ -88,10 +85,9 @@ class RankingPoolFunction : public torch::autograd::Function<RankingPoolFunction
     at::Tensor weights;
     at::Tensor pool_position;
     at::Tensor is_iid;
-    std::tie(scores, labels, events, weights, pool_position, is_iid) =
-        call_forward(logits, targets, queue_logits, queue_targets, num_classes,
-                     ignore_index, max_pool_size, sample_weight, queue_weight, iid_mask,
-                     queue_iid);
+    std::tie(scores, labels, events, weights, pool_position, is_iid) = call_forward(
+        logits, targets, queue_logits, queue_targets, num_classes, ignore_index,
+        max_pool_size, sample_weight, queue_weight, iid_mask, queue_iid);
     ctx->save_for_backward({pool_position});
     ctx->saved_data["num_classes"] = num_classes;
     ctx->saved_data["logits_dtype"] = static_cast<int64_t>(logits.scalar_type());
@@ -161,10 +157,9 @@ PoolResult ranking_pool_no_grad(const at::Tensor& logits, const at::Tensor& targ
                                 const optional<at::Tensor>& sample_weight,
                                 const optional<at::Tensor>& queue_weight) {
   check_defined_inputs(logits, targets);
-  const auto outputs =
-      call_forward(logits, targets, queue_logits, queue_targets, num_classes,
-                   ignore_index, max_pool_size, sample_weight, queue_weight,
-                   c10::nullopt, c10::nullopt);
+  const auto outputs = call_forward(
+      logits, targets, queue_logits, queue_targets, num_classes, ignore_index,
+      max_pool_size, sample_weight, queue_weight, c10::nullopt, c10::nullopt);
   return {std::get<0>(outputs), std::get<1>(outputs), std::get<2>(outputs),
           std::get<3>(outputs)};
 }
@@ -176,10 +171,9 @@ PoolRows ranking_pool_rows_no_grad(
     const optional<at::Tensor>& sample_weight, const optional<at::Tensor>& queue_weight,
     const optional<at::Tensor>& iid_mask, const optional<at::Tensor>& queue_iid) {
   check_defined_inputs(logits, targets);
-  const auto outputs =
-      call_forward(logits, targets, queue_logits, queue_targets, num_classes,
-                   ignore_index, max_pool_size, sample_weight, queue_weight, iid_mask,
-                   queue_iid);
+  const auto outputs = call_forward(logits, targets, queue_logits, queue_targets,
+                                    num_classes, ignore_index, max_pool_size,
+                                    sample_weight, queue_weight, iid_mask, queue_iid);
   const auto& scores = std::get<0>(outputs);
   return {scores,
           std::get<1>(outputs),

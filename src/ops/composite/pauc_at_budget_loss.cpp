@@ -76,32 +76,14 @@ PoolRows pool_rows(const at::Tensor& logits, const at::Tensor& targets,
                    const optional<at::Tensor>& queue_weight,
                    const optional<at::Tensor>& iid_mask,
                    const optional<at::Tensor>& queue_iid) {
-  static const auto op = typed_op<PoolRows(
-      const at::Tensor&, const at::Tensor&, const optional<at::Tensor>&,
-      const optional<at::Tensor>&, int64_t, int64_t, optional<int64_t>,
-      const optional<at::Tensor>&, const optional<at::Tensor>&,
-      const optional<at::Tensor>&, const optional<at::Tensor>&)>(
-      "proxyloss::_ranking_pool_rows");
+  static const auto op =
+      typed_op<PoolRows(const at::Tensor&, const at::Tensor&, const optional<at::Tensor>&,
+                        const optional<at::Tensor>&, int64_t, int64_t, optional<int64_t>,
+                        const optional<at::Tensor>&, const optional<at::Tensor>&,
+                        const optional<at::Tensor>&, const optional<at::Tensor>&)>(
+          "proxyloss::_ranking_pool_rows");
   return op.call(logits, targets, queue_logits, queue_targets, num_classes, ignore_index,
                  max_pool_size, sample_weight, queue_weight, iid_mask, queue_iid);
-}
-
-at::Tensor quantiles(const at::Tensor& values, const at::Tensor& levels,
-                     const std::string& interpolation) {
-  static const auto op =
-      typed_op<at::Tensor(const at::Tensor&, const at::Tensor&, c10::string_view)>(
-          "proxyloss::selection_quantiles");
-  return op.call(values, levels, interpolation);
-}
-
-std::tuple<at::Tensor, at::Tensor> pairwise(const at::Tensor& positives,
-                                            const at::Tensor& negatives, double tau,
-                                            const optional<at::Tensor>& weights) {
-  static const auto op =
-      typed_op<std::tuple<at::Tensor, at::Tensor>(
-          const at::Tensor&, const at::Tensor&, double, const optional<at::Tensor>&)>(
-          "proxyloss::pauc_pairwise");
-  return op.call(positives, negatives, tau, weights);
 }
 
 // The quantile levels, in `dtype` on the scores' device: [knots (K, trapezoid
@@ -110,8 +92,8 @@ at::Tensor band_levels(double alpha, double beta, int64_t n_knots, bool trapezoi
                        bool iqr, const at::TensorOptions& options) {
   const auto host = at::TensorOptions().dtype(options.dtype());
   // 1 - alpha and 1 - beta in double, then rounded to the dtype.
-  const auto edges = at::tensor({1.0 - alpha, 1.0 - beta}, host.dtype(at::kDouble))
-                         .to(options.dtype());
+  const auto edges =
+      at::tensor({1.0 - alpha, 1.0 - beta}, host.dtype(at::kDouble)).to(options.dtype());
   std::vector<at::Tensor> parts;
   if (trapezoid) {
     auto knots = 1 - at::linspace(alpha, beta, n_knots, host);
@@ -121,7 +103,8 @@ at::Tensor band_levels(double alpha, double beta, int64_t n_knots, bool trapezoi
   }
   parts.push_back(edges);
   if (iqr) {
-    parts.push_back(at::tensor({0.75, 0.25}, host.dtype(at::kDouble)).to(options.dtype()));
+    parts.push_back(
+        at::tensor({0.75, 0.25}, host.dtype(at::kDouble)).to(options.dtype()));
   }
   return at::cat(parts).to(options.device());
 }
@@ -210,7 +193,7 @@ ops::PaucLossResult pauc_at_budget_loss(
     const auto detached = column.detach();
     const auto reference =
         detached.masked_select(choice.population_basis ? is_iid : iid_neg);
-    const auto v = quantiles(reference, levels, interpolation);
+    const auto v = ops::selection_quantiles(reference, levels, interpolation);
     const auto edge_alpha = v[knots];
     const auto edge_beta = v[knots + 1];
     const auto scale =
@@ -231,14 +214,15 @@ ops::PaucLossResult pauc_at_budget_loss(
         continue; // 5.
       }
       std::tie(pauc, per_positive) =
-          pairwise(positives, column.masked_select(band), tau.item<double>(), w);
+          ops::pauc_pairwise(positives, column.masked_select(band), tau.item<double>(), w);
     } else {
       const auto z = at::sigmoid(
           (positives.unsqueeze(1) - v.narrow(0, 0, n_knots).unsqueeze(0)) / tau);
-      const auto tpr = w.has_value() ? (z * w->unsqueeze(1)).sum(0) / w->sum() : z.mean(0);
-      pauc = (0.5 * tpr[0] + tpr.narrow(0, 1, n_knots - 2).sum() +
-              0.5 * tpr[n_knots - 1]) /
-             static_cast<double>(n_knots - 1);
+      const auto tpr =
+          w.has_value() ? (z * w->unsqueeze(1)).sum(0) / w->sum() : z.mean(0);
+      pauc =
+          (0.5 * tpr[0] + tpr.narrow(0, 1, n_knots - 2).sum() + 0.5 * tpr[n_knots - 1]) /
+          static_cast<double>(n_knots - 1);
       per_positive = (z.detach() * omega).sum(1) / static_cast<double>(n_knots - 1);
     }
     valid[c] = 1;

@@ -46,9 +46,10 @@ namespace ops_impl {
 // tracer (torch.compile) follows it with the pool's row count unknown: an
 // empty pool needs no branch (every class is invalid there), only "none"
 // reads the event to return zeros for it, as the seed does.
-RankingLossResult reduce_ranking_classes(const at::Tensor& logits, const at::Tensor& class_loss,
-                                 const at::Tensor& valid, Reduction reduction,
-                                 const at::Tensor& events) {
+RankingLossResult reduce_ranking_classes(const at::Tensor& logits,
+                                         const at::Tensor& class_loss,
+                                         const at::Tensor& valid, Reduction reduction,
+                                         const at::Tensor& events) {
   const auto typed = class_loss.to(logits.scalar_type());
   const auto nan =
       at::full({}, std::numeric_limits<double>::quiet_NaN(), typed.options());

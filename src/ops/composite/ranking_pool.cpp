@@ -237,10 +237,10 @@ RankingPoolForward ranking_pool_forward(
     pool_iid = iid_mask.has_value() ? iid_mask->detach().ne(0)
                                     : at::ones({logits.size(0)}, bool_options(logits));
     if (queue_logits.has_value()) {
-      pool_iid = at::cat({pool_iid, queue_iid.has_value()
-                                        ? queue_iid->detach().to(logits.device()).ne(0)
-                                        : at::ones({queue_logits->size(0)},
-                                                   bool_options(logits))});
+      pool_iid = at::cat(
+          {pool_iid, queue_iid.has_value()
+                         ? queue_iid->detach().to(logits.device()).ne(0)
+                         : at::ones({queue_logits->size(0)}, bool_options(logits))});
     }
   }
   // source: the concatenation row of each pool row; undefined while it is

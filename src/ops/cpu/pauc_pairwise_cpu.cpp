@@ -1,8 +1,11 @@
 // CPU implementation of proxyloss::pauc_pairwise over sorted scores: the
 // pairs within H temperatures one by one, the two tails from re-centred
 // prefix / suffix sums of exponentials (the bound and its proof:
-// ops/pauc_pairwise.h). Deterministic: each output row is summed by one
-// thread in a fixed order.
+// ops/pauc_pairwise.h). Deterministic and independent of the thread count:
+// each output row is summed by one thread in a fixed order, and the
+// negatives' window terms come from a fixed number of chunks of positives,
+// added in chunk order. Each window pair's exponential is evaluated once in
+// the forward and once in the backward; extra memory O(P + B).
 #include "ops/cpu/kernel_selection.h"
 #include "ops/pauc_pairwise.h"
 #include "ops/sample_weights.h"
@@ -25,7 +28,8 @@ constexpr int64_t kRowsPerTask = 64;
 
 double sigmoid(double z) {
   const double e = std::exp(-std::abs(z));
-  return z >= 0 ? 1.0 / (1.0 + e) : e / (1.0 + e);
+  const double s = 1.0 / (1.0 + e);
+  return z >= 0 ? s : e * s;
 }
 
 double sigmoid_derivative(double z) {
@@ -46,7 +50,9 @@ struct SortedScores {
   std::vector<double> below;
   std::vector<double> above;
 
-  int64_t size() const { return static_cast<int64_t>(value.size()); }
+  int64_t size() const {
+    return static_cast<int64_t>(value.size());
+  }
 };
 
 template <typename T>
@@ -65,14 +71,15 @@ SortedScores sorted_scores(const T* x, int64_t n, const double* w, double tau) {
   s.below.resize(n);
   s.above.resize(n);
   for (int64_t k = 0; k < n; ++k) {
-    s.below[k] = s.weight[k] +
-                 (k > 0 ? std::exp(-(s.value[k] - s.value[k - 1]) / tau) * s.below[k - 1]
-                        : 0.0);
+    s.below[k] =
+        s.weight[k] +
+        (k > 0 ? std::exp(-(s.value[k] - s.value[k - 1]) / tau) * s.below[k - 1] : 0.0);
   }
   for (int64_t k = n - 1; k >= 0; --k) {
-    s.above[k] = s.weight[k] +
-                 (k + 1 < n ? std::exp(-(s.value[k + 1] - s.value[k]) / tau) * s.above[k + 1]
-                            : 0.0);
+    s.above[k] =
+        s.weight[k] +
+        (k + 1 < n ? std::exp(-(s.value[k + 1] - s.value[k]) / tau) * s.above[k + 1]
+                   : 0.0);
   }
   return s;
 }
@@ -110,13 +117,16 @@ Ranges negative_ranges(double b, const SortedScores& positives, double reach) {
   return {low_end - p.begin(), high_begin - p.begin()};
 }
 
-bool has_nan(const at::Tensor& values) { return at::isnan(values).any().item<bool>(); }
+bool has_nan(const at::Tensor& values) {
+  return at::isnan(values).any().item<bool>();
+}
 
 template <typename T>
 void forward_kernel(const T* p, int64_t P, const SortedScores& b, double tau,
                     const double* w, T* per_positive, T* pauc) {
   const int64_t B = b.size();
   const double reach = pauc_pairwise_tail_bound(c10::CppTypeToScalarType<T>::value) * tau;
+  const double inv_tau = 1.0 / tau; // the window's z by a multiply
   std::vector<double> S(P);
   at::parallel_for(0, P, kRowsPerTask, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
@@ -124,7 +134,7 @@ void forward_kernel(const T* p, int64_t P, const SortedScores& b, double tau,
       const auto r = positive_ranges(x, b, reach);
       double sum = static_cast<double>(r.lower_end); // the high tail: 1 each
       for (int64_t j = r.lower_end; j < r.upper_begin; ++j) {
-        sum += sigmoid((x - b.value[j]) / tau);
+        sum += sigmoid((x - b.value[j]) * inv_tau);
       }
       if (r.upper_begin < B) { // the low tail: sum_j exp((x - b_j) / tau)
         sum += std::exp((x - b.value[r.upper_begin]) / tau) * b.above[r.upper_begin];
@@ -144,6 +154,12 @@ void forward_kernel(const T* p, int64_t P, const SortedScores& b, double tau,
                    : std::numeric_limits<T>::quiet_NaN();
 }
 
+// The backward in one pass over the window pairs: positives in a fixed
+// number of chunks (kBackwardChunks, whatever the thread count, so that the
+// result does not depend on it), each chunk adding its pairs' terms to its
+// own row of negative gradients, which are then summed in chunk order.
+constexpr int64_t kBackwardChunks = 16;
+
 template <typename T>
 void backward_kernel(double grad, const SortedScores& p, const SortedScores& b,
                      double tau, T* grad_p, T* grad_b) {
@@ -155,26 +171,40 @@ void backward_kernel(double grad, const SortedScores& p, const SortedScores& b,
     mass += p.weight[i];
   }
   const double scale = grad / (static_cast<double>(B) * mass * tau);
-  // d/dp_i: w_i sum_j sigmoid'(z_ij); b's unit weights make b.below / b.above
-  // the tails' plain exponential sums.
-  at::parallel_for(0, P, kRowsPerTask, [&](int64_t begin, int64_t end) {
-    for (int64_t k = begin; k < end; ++k) {
-      const double x = p.value[k];
-      const auto r = positive_ranges(x, b, reach);
-      double sum = 0.0;
-      if (r.lower_end > 0) { // high tail: sum_j exp(-(x - b_j) / tau)
-        sum += std::exp(-(x - b.value[r.lower_end - 1]) / tau) * b.below[r.lower_end - 1];
+  const double inv_tau = 1.0 / tau; // the window's z by a multiply
+  const int64_t chunks = std::min<int64_t>(kBackwardChunks, P);
+  const int64_t rows_per_chunk = (P + chunks - 1) / chunks;
+  // window_b[chunk * B + j]: sum over the chunk's positives i whose pair
+  // with b_j is in the window of w_i sigmoid'(z_ij).
+  std::vector<double> window_b(static_cast<size_t>(chunks * B), 0.0);
+  at::parallel_for(0, chunks, 1, [&](int64_t chunk_begin, int64_t chunk_end) {
+    for (int64_t chunk = chunk_begin; chunk < chunk_end; ++chunk) {
+      double* into_b = window_b.data() + chunk * B;
+      const int64_t end = std::min(P, (chunk + 1) * rows_per_chunk);
+      for (int64_t k = chunk * rows_per_chunk; k < end; ++k) {
+        // d/dp_i: w_i sum_j sigmoid'(z_ij); b's unit weights make b.below /
+        // b.above the tails' plain exponential sums.
+        const double x = p.value[k];
+        const double wk = p.weight[k];
+        const auto r = positive_ranges(x, b, reach);
+        double sum = 0.0;
+        if (r.lower_end > 0) { // high tail: sum_j exp(-(x - b_j) / tau)
+          sum +=
+              std::exp(-(x - b.value[r.lower_end - 1]) / tau) * b.below[r.lower_end - 1];
+        }
+        for (int64_t j = r.lower_end; j < r.upper_begin; ++j) {
+          const double d = sigmoid_derivative((x - b.value[j]) * inv_tau);
+          sum += d;
+          into_b[j] += wk * d;
+        }
+        if (r.upper_begin < B) { // low tail: sum_j exp((x - b_j) / tau)
+          sum += std::exp((x - b.value[r.upper_begin]) / tau) * b.above[r.upper_begin];
+        }
+        grad_p[p.position[k]] = static_cast<T>(scale * wk * sum);
       }
-      for (int64_t j = r.lower_end; j < r.upper_begin; ++j) {
-        sum += sigmoid_derivative((x - b.value[j]) / tau);
-      }
-      if (r.upper_begin < B) { // low tail: sum_j exp((x - b_j) / tau)
-        sum += std::exp((x - b.value[r.upper_begin]) / tau) * b.above[r.upper_begin];
-      }
-      grad_p[p.position[k]] = static_cast<T>(scale * p.weight[k] * sum);
     }
   });
-  // d/db_j: -sum_i w_i sigmoid'(z_ij).
+  // d/db_j: -(the window's terms + the two tails over the sorted positives).
   at::parallel_for(0, B, kRowsPerTask, [&](int64_t begin, int64_t end) {
     for (int64_t k = begin; k < end; ++k) {
       const double y = b.value[k];
@@ -183,8 +213,8 @@ void backward_kernel(double grad, const SortedScores& p, const SortedScores& b,
       if (r.lower_end > 0) { // low tail: sum_i w_i exp((p_i - y) / tau)
         sum += std::exp((p.value[r.lower_end - 1] - y) / tau) * p.below[r.lower_end - 1];
       }
-      for (int64_t i = r.lower_end; i < r.upper_begin; ++i) {
-        sum += p.weight[i] * sigmoid_derivative((p.value[i] - y) / tau);
+      for (int64_t chunk = 0; chunk < chunks; ++chunk) {
+        sum += window_b[chunk * B + k];
       }
       if (r.upper_begin < P) { // high tail: sum_i w_i exp(-(p_i - y) / tau)
         sum += std::exp(-(p.value[r.upper_begin] - y) / tau) * p.above[r.upper_begin];
@@ -244,8 +274,8 @@ PaucPairwiseGrads pauc_pairwise_backward_cpu(const at::Tensor& grad_pauc,
   auto grad_p = at::empty({P}, positives.options());
   auto grad_b = at::empty({B}, negatives.options());
   const double grad = grad_pauc.item<double>();
-  const double mass = weights.defined() ? weights.sum().item<double>()
-                                          : static_cast<double>(P);
+  const double mass =
+      weights.defined() ? weights.sum().item<double>() : static_cast<double>(P);
   if (P == 0 || B == 0 || !(mass > 0) || has_nan(positives) || has_nan(negatives)) {
     grad_p.fill_(std::numeric_limits<double>::quiet_NaN());
     grad_b.fill_(std::numeric_limits<double>::quiet_NaN());

@@ -53,8 +53,8 @@ void column_quantiles(const T* values, int64_t M, int64_t C, double q,
 // middle rank, then the ranks below and above it in their halves. O(n log k)
 // for k ranks.
 template <typename T>
-void select_ranks(T* first, T* last, const int64_t* ranks_begin,
-                  const int64_t* ranks_end, int64_t offset) {
+void select_ranks(T* first, T* last, const int64_t* ranks_begin, const int64_t* ranks_end,
+                  int64_t offset) {
   if (ranks_begin == ranks_end) {
     return;
   }
@@ -84,8 +84,8 @@ void vector_quantiles(const T* values, int64_t n, const std::vector<double>& lev
   }
   std::sort(ranks.begin(), ranks.end());
   ranks.erase(std::unique(ranks.begin(), ranks.end()), ranks.end());
-  select_ranks(sorted.data(), sorted.data() + n, ranks.data(), ranks.data() + ranks.size(),
-               0);
+  select_ranks(sorted.data(), sorted.data() + n, ranks.data(),
+               ranks.data() + ranks.size(), 0);
   for (size_t k = 0; k < positions.size(); ++k) {
     const auto& position = positions[k];
     const T below = sorted[position.below];

@@ -35,10 +35,9 @@ bool undefined_result(int64_t P, int64_t B, const at::Tensor& positives,
 
 } // namespace
 
-PaucPairwiseForward pauc_pairwise_forward_generic(const at::Tensor& positives_in,
-                                                  const at::Tensor& negatives_in,
-                                                  double tau,
-                                                  const optional<at::Tensor>& weights_in) {
+PaucPairwiseForward pauc_pairwise_forward_generic(
+    const at::Tensor& positives_in, const at::Tensor& negatives_in, double tau,
+    const optional<at::Tensor>& weights_in) {
   check_pauc_pairwise_inputs(positives_in, negatives_in, tau, weights_in);
   const int64_t P = positives_in.size(0);
   const int64_t B = negatives_in.size(0);
@@ -53,16 +52,17 @@ PaucPairwiseForward pauc_pairwise_forward_generic(const at::Tensor& positives_in
   std::vector<at::Tensor> sums;
   for (int64_t start = 0; start < P; start += rows_per_chunk(B)) {
     const int64_t rows = std::min(rows_per_chunk(B), P - start);
-    const auto z = (positives.narrow(0, start, rows).unsqueeze(1) - negatives.unsqueeze(0)) / tau;
+    const auto z =
+        (positives.narrow(0, start, rows).unsqueeze(1) - negatives.unsqueeze(0)) / tau;
     sums.push_back(z.sigmoid().sum(/*dim=*/1));
   }
   const auto S = at::cat(sums);
   const auto weights = weights_in.has_value() ? weights_in->detach().to(at::kDouble)
                                               : at::ones({P}, positives.options());
   const auto mass = weights.sum();
-  const auto pauc = at::where(mass.gt(0), (weights * S).sum() / (mass * B),
-                              at::full({}, std::numeric_limits<double>::quiet_NaN(),
-                                       positives.options()));
+  const auto pauc = at::where(
+      mass.gt(0), (weights * S).sum() / (mass * B),
+      at::full({}, std::numeric_limits<double>::quiet_NaN(), positives.options()));
   return {pauc.to(dtype), (S / B).to(dtype)};
 }
 

@@ -78,11 +78,10 @@ at::Tensor selection_quantiles_generic(const at::Tensor& values_in,
   const bool interpolating =
       mode == QuantileInterpolation::Linear || mode == QuantileInterpolation::Midpoint;
   const auto out =
-      interpolating
-          ? at::lerp(lower, upper,
-                     at::tensor(weight, at::TensorOptions().dtype(at::kDouble))
-                         .to(values.options()))
-          : lower;
+      interpolating ? at::lerp(lower, upper,
+                               at::tensor(weight, at::TensorOptions().dtype(at::kDouble))
+                                   .to(values.options()))
+                    : lower;
   return at::where(at::isnan(values).any(), nan, out);
 }
 
