@@ -85,8 +85,9 @@ class QueuedRankingLoss : public torch::nn::Cloneable<Derived>,
       const torch::Tensor& logits, const torch::Tensor& targets,
       const torch::Tensor& sample_weight = {}) override;
 
-  // module->to(dtype) converts queue_logits only; queue_targets and
-  // queue_ptr stay int64 (LibTorch's Module::to would convert every buffer).
+  // module->to(dtype) converts queue_logits and queue_weight only;
+  // queue_targets and queue_ptr stay int64 and queue_iid bool (LibTorch's
+  // Module::to would convert every buffer).
   using torch::nn::Module::to;
   void to(torch::Dtype dtype, bool non_blocking = false) override;
   void to(torch::Device device, torch::Dtype dtype, bool non_blocking = false) override;

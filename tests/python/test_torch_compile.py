@@ -24,6 +24,9 @@ LOSSES = {
     "SmoothAPLoss": lambda: proxyloss.SmoothAPLoss(3, queue_size=64),
     "RecallAtQuantileLoss": lambda: proxyloss.RecallAtQuantileLoss(3, quantile=0.1,
                                                                    queue_size=64),
+    "PAUCAtBudgetLoss": lambda: proxyloss.PAUCAtBudgetLoss(3, beta=0.3, queue_size=64),
+    "PAUCAtBudgetLoss-pairwise": lambda: proxyloss.PAUCAtBudgetLoss(
+        3, alpha=0.01, beta=0.3, surrogate="pairwise", queue_size=64),
     "FairLoss": lambda: proxyloss.FairLoss(smooth_max_beta=10.0, scaling_factor=10.0),
     "SoftmaxFocalLoss": lambda: proxyloss.SoftmaxFocalLoss(alpha=[0.2, 0.3, 0.5]),
     "LossWarmupWrapper": lambda: proxyloss.LossWarmupWrapper(
