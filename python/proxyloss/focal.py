@@ -7,13 +7,27 @@ Where the successor's ``(1 - p_t) ** gamma`` gives NaN gradients at saturated
 logits for gamma < 1, ours stay finite: ``(1 - p_t)^gamma`` is taken as
 ``exp(gamma log(1 - p_t))`` with ``log(1 - p_t)`` from log-sigmoid /
 log-softmax, never by subtraction.
+
+``gather_distributed`` (decided at every call; proxyloss/_distributed.py):
+None gathers when a torch.distributed process group of more than one rank is
+initialised, True requires a process group (a RuntimeError without), False
+never gathers. A gathering call computes the loss of the concatenation of
+every rank's batch along dim 0 (rank order; targets and ``sample_weight``
+travel with their rows), so that ``mean`` and ``mean_positive`` normalise
+over the global batch: the same value on every rank (``none`` returns the
+global batch's terms, as the successor). Its gradient reaches this rank's
+rows times the world size: under DistributedDataParallel, which averages the
+gradients, every parameter gradient is the single-process gradient on the
+concatenated batch (the successor's, imbalanced-losses 0.6.0, is
+1/world_size of it). Ranks whose options differ, or that do not all pass
+(or all omit) ``sample_weight``, raise the same ValueError.
 """
 import math
 
 import torch
 from torch import nn
 
-from proxyloss._distributed import check_gather_option, refuse_to_gather
+from proxyloss._distributed import check_gather_option, gather_batch, should_gather
 from proxyloss._errors import call_naming
 from proxyloss._ops import ops
 from proxyloss._weights import warn_if_all_zero
@@ -57,7 +71,12 @@ class SigmoidFocalLoss(nn.Module):
         finite and >= 0, detached; none scales each element, sum adds the
         scaled elements, mean divides that sum by the weight mass over all
         elements (1 where it is exactly 0)."""
-        refuse_to_gather("SigmoidFocalLoss", self.gather_distributed)
+        if self.gather_distributed is not False and should_gather("SigmoidFocalLoss",
+                                                                  self.gather_distributed):
+            (inputs, targets, sample_weight), _ = gather_batch(
+                "SigmoidFocalLoss", (("alpha", self.alpha), ("gamma", self.gamma),
+                                     ("reduction", self.reduction)),
+                (("inputs", inputs), ("targets", targets), ("sample_weight", sample_weight)))
         warn_if_all_zero(self, sample_weight)
         return call_naming("SigmoidFocalLoss", ops.sigmoid_focal_loss, inputs, targets,
                            self.alpha, self.gamma, self.reduction, sample_weight)
@@ -110,7 +129,16 @@ class SoftmaxFocalLoss(nn.Module):
         each row, sum adds the scaled rows, mean / mean_positive divide that
         sum by the weight mass of the rows they count (1 where it is exactly
         0)."""
-        refuse_to_gather("SoftmaxFocalLoss", self.gather_distributed)
+        if self.gather_distributed is not False and should_gather("SoftmaxFocalLoss",
+                                                                  self.gather_distributed):
+            alpha = None if self.alpha is None else tuple(self.alpha.tolist())
+            (inputs, targets, sample_weight), _ = gather_batch(
+                "SoftmaxFocalLoss",
+                (("alpha", alpha), ("gamma", self.gamma), ("reduction", self.reduction),
+                 ("label_smoothing", self.label_smoothing),
+                 ("ignore_index", self.ignore_index),
+                 ("background_class", self.background_class)),
+                (("inputs", inputs), ("targets", targets), ("sample_weight", sample_weight)))
         if sample_weight is not None and sample_weight.shape != targets.shape:
             raise ValueError("SoftmaxFocalLoss: sample_weight must have the shape of targets "
                              f"{tuple(targets.shape)}, got {tuple(sample_weight.shape)}")

@@ -14,6 +14,7 @@ the once-per-instance warnings are those of the other queued losses
 import torch
 from torch import nn
 
+from proxyloss._distributed import call_seeded
 from proxyloss._errors import call_naming
 from proxyloss._ops import ops
 from proxyloss.ranking import _INTERPOLATIONS, _PooledLoss, _as_int
@@ -131,13 +132,20 @@ class PAUCAtBudgetLoss(_PooledLoss):
       warns at every call, also for such rows still in the queue);
     - the near-zero-dispersion warning names the class and the quantity that
       vanished;
-    - gathering across processes (``gather_distributed``) is not implemented
-      yet: a forward that would gather raises NotImplementedError;
+    - across processes (``gather_distributed``) the gradient is exact under
+      DistributedDataParallel (the successor's is 1/world_size of it: see
+      ``forward``), and ranks that disagree on the options, the queue's
+      pointer or on passing ``sample_weight`` / ``iid_mask`` raise a
+      ValueError (the successor's collectives desynchronise);
     - once a weighted batch has been queued the loss stays on the weighted
       path until ``reset_queue()`` (the successor returns to the unweighted
       path when no stored weight differs from 1): the same numbers, up to
       rounding.
     """
+
+    _OPTION_FIELDS = ("alpha", "beta", "surrogate", "n_knots", "tau_scale", "pos_numerator",
+                      "budget_basis", "quantile_interpolation")
+    _QUEUE_CONTENTS = ("_q_logits", "_q_targets", "_q_iid", "_q_weight")
 
     _q_logits = _queue_buffer("_q_logits")
     _q_targets = _queue_buffer("_q_targets")
@@ -197,13 +205,25 @@ class PAUCAtBudgetLoss(_PooledLoss):
         ``pauc_var`` (the population variance of the positives' pAUC terms;
         NaN where invalid), ``band_neg_count`` (iid negatives in [t_beta,
         t_alpha]; 0 where invalid) and ``grad_pos_count`` (this call's
-        non-ignored positives). Forms: ``loss``, ``(loss, per_class,
-        valid)``, ``(loss, stats)``, ``(loss, per_class, valid, stats)``.
-        A bool third positional argument is ``return_per_class`` (the
-        seed's form), a tensor is ``iid_mask`` (the successor's)."""
+        non-ignored positives; this rank's own when gathering, as the
+        successor's). Forms: ``loss``, ``(loss, per_class, valid)``,
+        ``(loss, stats)``, ``(loss, per_class, valid, stats)``. A bool
+        third positional argument is ``return_per_class`` (the seed's
+        form), a tensor is ``iid_mask`` (the successor's).
+
+        ``gather_distributed`` as for SmoothAPLoss (decided at every call;
+        proxyloss/_distributed.py): a gathering call computes the loss of
+        the concatenation of every rank's batch (rank order; targets,
+        ``iid_mask`` and ``sample_weight`` travel with their rows; "live"
+        is that global batch), the same on every rank, queues it on every
+        rank (identical queues), and its gradient reaches this rank's rows
+        times the world size, so that after DistributedDataParallel's
+        averaging every parameter gradient is the single-process gradient
+        on the concatenated batch."""
         name = type(self).__name__
-        iid_mask, return_per_class = self._begin_call(logits, iid_mask, return_per_class,
-                                                      sample_weight)
+        local_logits, local_targets = logits, targets
+        logits, targets, iid_mask, sample_weight, return_per_class, seed = self._begin_call(
+            logits, targets, iid_mask, return_per_class, sample_weight)
         queue = self._queue
         queue_weight = None
         if self.queue_size > 0:
@@ -216,12 +236,13 @@ class PAUCAtBudgetLoss(_PooledLoss):
         else:
             queue_logits = queue_targets = queue_iid = None
         (loss, per_class, valid, events, t_alpha, t_beta, tau_eff, band_neg_count, pauc_var,
-         scale, degenerate) = call_naming(
-            name, ops.pauc_at_budget_loss.default, logits, targets, queue_logits,
-            queue_targets, self.num_classes, self.alpha, self.beta, self.surrogate,
-            self.n_knots, self.tau_scale, self.pos_numerator, self.budget_basis,
-            self.temperature, self.reduction, self.ignore_index, self.quantile_interpolation,
-            self.max_pool_size, sample_weight, queue_weight, iid_mask, queue_iid)
+         scale, degenerate) = call_seeded(
+            seed, logits.device, call_naming, name, ops.pauc_at_budget_loss.default, logits,
+            targets, queue_logits, queue_targets, self.num_classes, self.alpha, self.beta,
+            self.surrogate, self.n_knots, self.tau_scale, self.pos_numerator,
+            self.budget_basis, self.temperature, self.reduction, self.ignore_index,
+            self.quantile_interpolation, self.max_pool_size, sample_weight, queue_weight,
+            iid_mask, queue_iid)
         # One host read for the events and the degenerate classes.
         flags = torch.cat((events, degenerate)).tolist()
         happened = flags[:len(events)]
@@ -238,7 +259,7 @@ class PAUCAtBudgetLoss(_PooledLoss):
             stats = dict(zip(_DIAGNOSTICS, (t_alpha.detach(), t_beta.detach(),
                                             tau_eff.detach(), band_neg_count.detach(),
                                             pauc_var.detach())))
-            stats["grad_pos_count"] = self._grad_pos_count(logits, targets)
+            stats["grad_pos_count"] = self._grad_pos_count(local_logits, local_targets)
             out += (stats,)
         return out if len(out) > 1 else loss
 

@@ -21,7 +21,7 @@ import operator
 import torch
 from torch import nn
 
-from proxyloss._distributed import check_gather_option, refuse_to_gather
+from proxyloss._distributed import call_seeded, check_gather_option, gather_batch, should_gather
 from proxyloss._errors import call_naming, warn_user
 from proxyloss._ops import EMPTY_POOL, NON_FINITE_LOGITS, SUBSAMPLED, UNEXPECTED_BINARY_LABELS, ops
 from proxyloss._weights import warn_if_all_zero
@@ -79,22 +79,64 @@ class _PooledLoss(nn.Module):
         # on it (unit weights are exact).
         self._queue_weighted = False
 
-    def _begin_call(self, logits, iid_mask, return_per_class, sample_weight):
-        """The checks before the op: the call form (returns ``(iid_mask,
-        return_per_class)``), the gather decision, iid_mask's shape, the
-        all-zero weight warning. (The op checks everything else.)"""
+    def _begin_call(self, logits, targets, iid_mask, return_per_class, sample_weight):
+        """The steps before the op: the call form, the gather decision (and
+        the gather), iid_mask's shape, the all-zero weight warning. (The op
+        checks everything else.) Returns ``(logits, targets, iid_mask,
+        sample_weight, return_per_class, seed)``: the global batch when this
+        call gathers (``seed``: the subsampling seed the ranks agreed on, or
+        None), else the arguments."""
         name = type(self).__name__
         if iid_mask is not None and not isinstance(iid_mask, torch.Tensor):
             iid_mask, return_per_class = _seed_call_form(name, iid_mask, return_per_class)
-        if self.gather_distributed is not False:
-            refuse_to_gather(name, self.gather_distributed)
+        seed = None
+        if self.gather_distributed is not False and should_gather(name,
+                                                                  self.gather_distributed):
+            (logits, targets, iid_mask, sample_weight), seed = self._gather(
+                logits, targets, iid_mask, sample_weight)
         if iid_mask is not None and iid_mask.shape != logits.shape[:1]:
             raise ValueError(f"{name}: iid_mask must have shape [N] = "
                              f"{tuple(logits.shape[:1])} (the rows of logits), got "
                              f"{tuple(iid_mask.shape)}")
         if sample_weight is not None:
             warn_if_all_zero(self, sample_weight)
-        return iid_mask, return_per_class
+        return logits, targets, iid_mask, sample_weight, return_per_class, seed
+
+    # Options, besides those of _PooledLoss, that the ranks must agree on.
+    _OPTION_FIELDS = ()
+    # The queue's buffers besides the pointer, which the ranks' checksums
+    # compare.
+    _QUEUE_CONTENTS = ("_q_logits", "_q_targets", "_q_weight")
+
+    def _queue_buffers(self):
+        return [getattr(self, field) for field in self._QUEUE_CONTENTS]
+
+    def _gather(self, logits, targets, iid_mask, sample_weight):
+        """The global batch (proxyloss/_distributed.py): every rank's rows in
+        rank order, after checking that the ranks agree on the options, the
+        queue (its pointer and a checksum of its contents) and which tensors
+        they pass. Targets [N, 1] travel as [N] and iid_mask as bool
+        (non-zero = iid), so that ranks may differ in those forms."""
+        if isinstance(targets, torch.Tensor) and targets.dim() == 2 and targets.shape[1] == 1:
+            targets = targets.reshape(-1)
+        if isinstance(iid_mask, torch.Tensor) and iid_mask.dtype != torch.bool:
+            iid_mask = iid_mask.ne(0)
+        has_queue = self.queue_size > 0
+        options = (("num_classes", self.num_classes), ("queue_size", self.queue_size),
+                   ("temperature", self.temperature), ("reduction", self.reduction),
+                   ("ignore_index", self.ignore_index),
+                   ("update_queue_in_eval", self.update_queue_in_eval),
+                   ("max_pool_size", self.max_pool_size))
+        options += tuple((field, getattr(self, field)) for field in self._OPTION_FIELDS)
+        if has_queue:
+            options += (("queue dtype", str(self._q_logits.dtype)),
+                        ("queue updated (training or update_queue_in_eval)",
+                         bool(self.training or self.update_queue_in_eval)))
+        return gather_batch(type(self).__name__, options,
+                            (("logits", logits), ("targets", targets), ("iid_mask", iid_mask),
+                             ("sample_weight", sample_weight)),
+                            queue=(self._q_ptr, self._queue_buffers()) if has_queue else None,
+                            shared_seed=self.max_pool_size is not None)
 
     def _enqueues(self, happened):
         """Whether this call's batch enters the queue: in training (or with
@@ -170,12 +212,32 @@ class _QueuedRankingLoss(_PooledLoss):
         it, as the successor's do). ``sample_weight`` [N]
         (finite, >= 0, detached) weights each positive's term (ranks and
         thresholds stay unweighted; a class whose positives weigh 0 is
-        degenerate) and is queued with its rows."""
+        degenerate) and is queued with its rows.
+
+        ``gather_distributed`` (decided at every call): None gathers when a
+        torch.distributed process group of more than one rank is
+        initialised, True requires a process group (a RuntimeError
+        without), False never gathers. A gathering call computes the loss
+        of the concatenation of every rank's batch (rank order; targets,
+        ``sample_weight`` and ``iid_mask`` travel with their rows): the same
+        value on every rank, and the same global batch queued on every rank,
+        so the queues stay bitwise identical. Its gradient reaches this
+        rank's rows times the world size: under DistributedDataParallel,
+        which averages the gradients, every parameter gradient is then the
+        single-process gradient of the loss on the concatenated batch (the
+        successor's, imbalanced-losses 0.6.0, is 1/world_size of it). Ranks
+        whose options, queues (pointer or contents) or passed tensors
+        (``sample_weight``, ``iid_mask``: all or none) differ raise the same
+        ValueError; every
+        rank must call forward (a missing rank surfaces as the process
+        group's timeout error). With ``max_pool_size`` the ranks subsample
+        with rank 0's seed (one draw from each rank's generator per call).
+        Details: proxyloss/_distributed.py."""
         # Kept lean: at small pools the Python here is part of the step time
         # (bench/python). The op checks the inputs and the temperature.
         name = type(self).__name__
-        iid_mask, return_per_class = self._begin_call(logits, iid_mask, return_per_class,
-                                                      sample_weight)
+        logits, targets, iid_mask, sample_weight, return_per_class, seed = self._begin_call(
+            logits, targets, iid_mask, return_per_class, sample_weight)
         has_queue = self.queue_size > 0
         queue_weight = None
         if has_queue:
@@ -188,10 +250,10 @@ class _QueuedRankingLoss(_PooledLoss):
         else:
             queue_logits = queue_targets = None
         op, options = self._op_and_options()
-        loss, per_class, valid, events, _ = call_naming(name, op, logits, targets,
-                                                        queue_logits, queue_targets,
-                                                        *options, sample_weight,
-                                                        queue_weight)
+        loss, per_class, valid, events, _ = call_seeded(seed, logits.device, call_naming, name,
+                                                        op, logits, targets, queue_logits,
+                                                        queue_targets, *options,
+                                                        sample_weight, queue_weight)
         happened = events.tolist()
         if True in happened:
             self._warn_about(happened)
@@ -300,6 +362,8 @@ class RecallAtQuantileLoss(_QueuedRankingLoss):
     theta_c = quantile(s, 1 - quantile) (detached, by selection in O(M), equal
     to torch.quantile), loss_c = 1 - mean_{i in P} sigmoid((s_i - theta_c) /
     tau). A class with no positive is left out of mean/sum."""
+
+    _OPTION_FIELDS = ("quantile", "quantile_interpolation")
 
     def __init__(self, num_classes, quantile=0.005, queue_size=1024, temperature=0.01,
                  reduction="mean", ignore_index=-100, update_queue_in_eval=False,

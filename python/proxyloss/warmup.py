@@ -25,6 +25,16 @@ Two behaviours follow the successor rather than the seed, which it fixed:
 and keyword arguments (e.g. ``return_per_class=True``) reach the main loss in
 the blend too (0.1.3 dropped them there); a tuple result is blended on its
 first element.
+
+Across processes the wrapper gathers nothing itself: each loss gathers
+according to its own ``gather_distributed`` (the main loss's set from the
+wrapper's when given, the warmup loss's its own, as in the successor). With
+proxyloss losses on both sides (e.g. SoftmaxFocalLoss then SmoothAPLoss)
+every phase is then the single-process loss of the concatenated batch,
+gradient included under DistributedDataParallel; a plain torch loss (e.g.
+``nn.CrossEntropyLoss``) as the warmup loss computes on each rank's batch.
+Every rank must drive the schedule alike (the same hook calls), or the ranks'
+temperatures differ and the main loss raises.
 """
 import inspect
 import math

@@ -238,35 +238,41 @@ def ddp_criteria():
     ]
 
 
-def _check_refusals_under_the_group(rank):
-    logits, targets = torch.randn(6, 3), torch.tensor([0, 1, 2, 0, 1, 2])
-    refusing = [
-        (proxyloss.SmoothAPLoss(3), targets),
-        (proxyloss.SmoothAPLoss(3, gather_distributed=True), targets),
-        (proxyloss.RecallAtQuantileLoss(3), targets),
-        (proxyloss.SoftmaxFocalLoss(), targets),
-        (proxyloss.SigmoidFocalLoss(gather_distributed=True), F.one_hot(targets, 3).float()),
-        (proxyloss.LossWarmupWrapper(nn.CrossEntropyLoss(), proxyloss.SmoothAPLoss(3)), targets),
+def _check_gathering_under_the_group(rank, world_size):
+    """Under the group the losses gather (None, or True): every rank's value
+    is the single-process loss of the concatenated batches (in detail:
+    test_distributed.py); with gather_distributed=False each rank computes
+    its own batch."""
+    def batch(r):
+        return torch.randn(6, 3, generator=torch.Generator().manual_seed(r)), \
+            torch.tensor([0, 1, 2, 0, 1, r % 3])
+
+    everyone = [batch(r) for r in range(world_size)]
+    logits, targets = everyone[rank]
+    all_logits, all_targets = (torch.cat([b[0] for b in everyone]),
+                               torch.cat([b[1] for b in everyone]))
+    one_hot = lambda t: F.one_hot(t, 3).float()  # noqa: E731
+    same = lambda t: t  # noqa: E731
+    gathering = [  # (factory of the loss given its gather_distributed, targets' form)
+        (lambda g: proxyloss.SmoothAPLoss(3, gather_distributed=g), None, same),
+        (lambda g: proxyloss.SmoothAPLoss(3, gather_distributed=g), True, same),
+        (lambda g: proxyloss.RecallAtQuantileLoss(3, quantile=0.5, temperature=0.5,
+                                                  gather_distributed=g), None, same),
+        (lambda g: proxyloss.SoftmaxFocalLoss(gather_distributed=g), None, same),
+        (lambda g: proxyloss.SigmoidFocalLoss(gather_distributed=g), True, one_hot),
+        (lambda g: proxyloss.LossWarmupWrapper(nn.CrossEntropyLoss(), proxyloss.SmoothAPLoss(3),
+                                               gather_distributed=g), None, same),
     ]
-    for loss, target in refusing:
-        try:
-            loss(logits, target)
-        except NotImplementedError as error:
-            message = str(error)
-            assert "not implemented" in message and "gather_distributed=False" in message, message
-            assert message.startswith(("SmoothAPLoss", "RecallAtQuantileLoss", "SoftmaxFocal",
-                                       "SigmoidFocal")), message
-        else:
-            raise AssertionError(f"rank {rank}: {loss} computed under a 2-rank group")
-        loss_false = copy.deepcopy(loss)
-        for module in loss_false.modules():
-            if hasattr(module, "gather_distributed"):
-                module.gather_distributed = False
-        loss_false(logits, target)
+    for make, option, form in gathering:
+        got = make(option)(logits, form(targets))
+        assert_close(got, make(False)(all_logits, form(all_targets)), torch.float32,
+                     f"rank {rank}: {make(option)} gathered")
+        alone = make(False)(logits, form(targets))
+        assert not torch.equal(got, alone), f"rank {rank}: {make(option)} did not gather"
     # In warmup the wrapper calls only the warmup loss: nothing to gather.
     warming = proxyloss.LossWarmupWrapper(nn.CrossEntropyLoss(), proxyloss.SmoothAPLoss(3),
                                           warmup_epochs=1)
-    warming(logits, targets)
+    assert_close(warming(logits, targets), F.cross_entropy(logits, targets), torch.float32)
 
 
 def _ddp_worker(rank, world_size, folder, broadcast_buffers):
@@ -277,19 +283,23 @@ def _ddp_worker(rank, world_size, folder, broadcast_buffers):
     dist.init_process_group("gloo", init_method=f"file://{folder}/store", rank=rank,
                             world_size=world_size, timeout=datetime.timedelta(seconds=120))
     try:
+        # It gathers now, and its queue (this rank's rows) differs from the
+        # other rank's: an error on every rank, not a silent divergence.
         try:
             early(torch.randn(4, 3), torch.tensor([0, 1, 2, 0]))
-            raise AssertionError("no NotImplementedError after init_process_group")
-        except NotImplementedError:
-            pass
-        _check_refusals_under_the_group(rank)
+            raise AssertionError("no ValueError after init_process_group")
+        except ValueError as error:
+            assert "queues' contents differ across ranks" in str(error), str(error)
+        early.reset_queue()
+        early(torch.randn(4, 3), torch.tensor([0, 1, 2, 0]))
+        _check_gathering_under_the_group(rank, world_size)
         trained = []
         for name, make in ddp_criteria():
             _train_under_ddp(rank, world_size, name, make, broadcast_buffers)
             trained.append(name)
     finally:
         dist.destroy_process_group()
-    # A one-process group: nothing to gather, None computes.
+    # A one-process group: nothing to gather, None computes alone.
     dist.init_process_group("gloo", init_method=f"file://{folder}/single{rank}", rank=0,
                             world_size=1)
     try:
