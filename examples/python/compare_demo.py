@@ -63,24 +63,32 @@ def best_of(result):
     return best.aucpr, best.epoch
 
 
-def main(argv=None) -> int:
-    args, losses, train, validation, started = demo.start_ranking_demo(__doc__, argv)
-    print(f"warmup_epochs={args.warmup_epochs}  blend_epochs={args.blend_epochs}  "
-          f"total_epochs={args.total_epochs}  pos_rate={args.pos_rate}\n")
+def describe_settings(args) -> str:
+    return (f"warmup_epochs={args.warmup_epochs}  blend_epochs={args.blend_epochs}  "
+            f"total_epochs={args.total_epochs}  pos_rate={args.pos_rate}")
 
-    # The temperature decays over each strategy's main phase.
-    steps = demo.steps_per_epoch(args, train.rows)
+
+def strategies(args, train_rows: int) -> list[tuple[str, demo.Schedule]]:
+    """The three strategies' names and schedules. The temperature decays over
+    each strategy's main phase."""
+    steps = demo.steps_per_epoch(args, train_rows)
     label = demo.main_loss_label(args)
-    strategies = [
+    return [
         ("warmup-only", demo.Schedule(args.total_epochs, 0, args.total_epochs * steps)),
         (f"{label}-only", demo.Schedule(0, 0, args.total_epochs * steps)),
         ("warmup+blend", demo.Schedule(args.warmup_epochs, args.blend_epochs,
                                        (args.total_epochs - args.warmup_epochs) * steps)),
     ]
-    names = [name for name, _ in strategies]
 
-    results = []
-    for name, schedule in strategies:
+
+def run_strategies(args, losses, train, validation, parallel=None):
+    """Trains the three strategies one after the other, printing each epoch;
+    returns their names and results ({"reports": [EpochReport per epoch],
+    "seconds": wall time}). `parallel`: see demo_support.Parallel (one
+    process by default; where it does not evaluate, "reports" stays
+    empty)."""
+    names, results = [], []
+    for name, schedule in strategies(args, train.rows):
         print(f"Running {name}...", flush=True)
         reports = []
 
@@ -92,12 +100,16 @@ def main(argv=None) -> int:
         run_started = time.perf_counter()
         # Same initial weights for every strategy: make_mlp seeds torch first.
         model = demo.make_mlp([train.x.shape[1], 64, 1], args.seed)
-        demo.train_ranking_model(losses, args, schedule, model, train, validation, on_epoch)
+        demo.train_ranking_model(losses, args, schedule, model, train, validation, on_epoch,
+                                 parallel)
+        names.append(name)
         results.append({"reports": reports, "seconds": demo.seconds_since(run_started)})
+    return names, results
 
-    if args.out:
-        write_outputs(args, names, results, validation)
 
+def print_summary(args, names, results, started) -> None:
+    """The AUCPR-by-epoch table, the total time and each run's best and final
+    AUCPR."""
     width = 12
     header = f"{'epoch':>5}  {'phase':>6}" + "".join(f"  {n:>{width}}" for n in names)
     print(f"\n{header}\n{'-' * len(header)}")
@@ -115,6 +127,15 @@ def main(argv=None) -> int:
         best, epoch = best_of(r)
         print(f"  {name:<12}  best {best:.4f} at epoch {epoch:<3d}  final "
               f"{r['reports'][-1].aucpr:.4f}  wall time {r['seconds']:.1f} s")
+
+
+def main(argv=None) -> int:
+    args, losses, train, validation, started = demo.start_ranking_demo(__doc__, argv)
+    print(describe_settings(args) + "\n")
+    names, results = run_strategies(args, losses, train, validation)
+    if args.out:
+        write_outputs(args, names, results, validation)
+    print_summary(args, names, results, started)
     return 0
 
 

@@ -2,7 +2,8 @@
 training loop, the metrics, and the CSV / PNG output.
 
 The demos (toy_demo.py, compare_demo.py, fairloss_demo.py) are the Python
-counterparts of examples/*.cpp and of the seed packages' examples. Each runs
+counterparts of examples/*.cpp and of the seed packages' examples;
+ddp_train.py is compare_demo.py on several processes. Each runs
 either on proxyloss (the default) or, with ``--implementation seed``, on the
 installed seed packages -- ``proxy_losses`` (proxy-losses 0.1.3) for
 SmoothAPLoss, RecallAtQuantileLoss and LossWarmupWrapper, ``fairloss``
@@ -247,14 +248,20 @@ def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer,
                 loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
                 data: Dataset, batch_size: int, generator: torch.Generator,
                 global_step: int,
-                on_batch_start: Callable[[int], None] | None = None) -> tuple[float, int]:
-    """One pass over `data` in an order drawn from `generator`. Returns the
-    mean training loss and the global step after the epoch."""
+                on_batch_start: Callable[[int], None] | None = None,
+                shard: Callable[[torch.Tensor], torch.Tensor] | None = None
+                ) -> tuple[float, int]:
+    """One pass over `data` in an order drawn from `generator`, in batches of
+    `batch_size` rows, of which this process trains on `shard(rows)` (all of
+    them without `shard`). Returns the mean training loss (of this process's
+    loss values) and the global step after the epoch."""
     model.train()
     order = torch.randperm(data.rows, generator=generator)
     total, batches = 0.0, 0
     for start in range(0, data.rows, batch_size):
         rows = order[start:start + batch_size]
+        if shard is not None:
+            rows = shard(rows)
         if on_batch_start is not None:
             on_batch_start(global_step)
         loss = loss_fn(model(data.x[rows]), data.y[rows])
@@ -291,6 +298,23 @@ class BCEWarmupLoss(nn.Module):
             logits.reshape(-1), targets.reshape(-1).to(logits.dtype))
 
 
+@dataclass
+class Parallel:
+    """How train_ranking_model shares a run between processes; the defaults
+    are one process. examples/python/ddp_train.py sets them for
+    DistributedDataParallel: `wrap` returns the module that trains (a DDP
+    over the model; the model itself is what is scored), `shard` picks this
+    process's rows of every batch, `warmup_loss` makes the warmup loss,
+    `mean_loss` turns this process's mean training loss of an epoch into
+    the mean over processes, and only where `evaluate` is true is the model
+    scored on validation and on_epoch called."""
+    wrap: Callable[[nn.Module], nn.Module] | None = None
+    shard: Callable[[torch.Tensor], torch.Tensor] | None = None
+    warmup_loss: Callable[[], nn.Module] = BCEWarmupLoss
+    mean_loss: Callable[[float], float] | None = None
+    evaluate: bool = True
+
+
 def main_loss_label(args) -> str:
     return "RECALL" if args.loss == "recall" else "AP"
 
@@ -318,11 +342,13 @@ def make_main_loss(losses, args) -> nn.Module:
                                temperature=args.temp_start)
 
 
-def make_loss_schedule(losses, args, schedule: Schedule) -> nn.Module:
-    """`losses`.LossWarmupWrapper: BCE, then the main loss (binary mode)."""
+def make_loss_schedule(losses, args, schedule: Schedule,
+                       warmup_loss: nn.Module | None = None) -> nn.Module:
+    """`losses`.LossWarmupWrapper: BCE (or `warmup_loss`), then the main loss
+    (binary mode)."""
     decay_steps = args.decay_steps if args.decay_steps > 0 else schedule.decay_steps
     return losses.LossWarmupWrapper(
-        warmup_loss=BCEWarmupLoss(),
+        warmup_loss=BCEWarmupLoss() if warmup_loss is None else warmup_loss,
         main_loss=make_main_loss(losses, args),
         warmup_epochs=schedule.warmup_epochs,
         temp_start=args.temp_start,
@@ -371,20 +397,29 @@ def average_precision(scores: torch.Tensor, labels: torch.Tensor) -> float:
 
 def train_ranking_model(losses, args, schedule: Schedule, model: nn.Module,
                         train: Dataset, validation: Dataset,
-                        on_epoch: Callable[[EpochReport], None]) -> None:
+                        on_epoch: Callable[[EpochReport], None],
+                        parallel: Parallel | None = None) -> None:
     """Trains `model` for args.total_epochs under `schedule` (Adam at
     args.lr, batches drawn from a generator seeded with args.seed, so every
-    run sees the same batch order) and calls on_epoch after each epoch."""
+    run sees the same batch order) and calls on_epoch after each epoch.
+    `parallel`: see Parallel (one process by default)."""
+    parallel = Parallel() if parallel is None else parallel
     started = time.perf_counter()
-    loss_fn = make_loss_schedule(losses, args, schedule)
-    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
+    loss_fn = make_loss_schedule(losses, args, schedule, parallel.warmup_loss())
+    trained = model if parallel.wrap is None else parallel.wrap(model)
+    optimizer = torch.optim.Adam(trained.parameters(), lr=args.lr)
     generator = seeded_generator(args.seed)
     global_step = 0
     for epoch in range(args.total_epochs):
         loss_fn.on_train_epoch_start(epoch)
-        mean_loss, global_step = train_epoch(model, optimizer, loss_fn, train,
+        mean_loss, global_step = train_epoch(trained, optimizer, loss_fn, train,
                                              args.batch_size, generator, global_step,
-                                             on_batch_start=loss_fn.on_train_batch_start)
+                                             on_batch_start=loss_fn.on_train_batch_start,
+                                             shard=parallel.shard)
+        if parallel.mean_loss is not None:
+            mean_loss = parallel.mean_loss(mean_loss)
+        if not parallel.evaluate:
+            continue
         phase = ("warmup" if loss_fn.in_warmup else
                  "blend" if loss_fn.in_blend else main_loss_label(args))
         scores = predict(model, validation.x).squeeze(1)

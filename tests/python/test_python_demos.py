@@ -6,14 +6,18 @@ epoch) and the PNG plots.
 Each demo runs as a subprocess of this interpreter with the inherited
 environment (PYTHONPATH=python and PROXYLOSS_LIBRARY for the build tree, as
 for the other Python tests) and writes only under pytest's tmp_path, so the
-tests are safe under ``pytest -n``. Needs scikit-learn and matplotlib (the
-demos' dependencies) and, for the seed runs, the seed packages (proxy-losses
-0.1.3, pytorch-fairloss 0.1.1): a missing one fails the tests, it does not
-skip them.
+tests are safe under ``pytest -n``. ddp_train.py also runs on 2 processes
+under ``python -m torch.distributed.run`` (a rendezvous on a free port, the
+launcher's logs under tmp_path) and is checked against compare_demo.py.
+Needs scikit-learn and matplotlib (the demos' dependencies) and, for the
+seed runs, the seed packages (proxy-losses 0.1.3, pytorch-fairloss 0.1.1):
+a missing one fails the tests, it does not skip them.
 """
 import csv
 import os
 import pathlib
+import re
+import signal
 import subprocess
 import sys
 
@@ -34,7 +38,9 @@ FAIRLOSS_FLAGS = ["--n-samples", "1200", "--classes", "4", "--total-epochs", str
                   "--batch-size", "128", "--threads", "1", "--seed", "7"]
 
 
-def run_demo(name, implementation, tmp_path, *extra):
+def run_demo(name, implementation, tmp_path, *extra, launcher=()):
+    """Runs examples/python/`name`.py as `sys.executable *launcher script
+    flags`; returns its stdout and its --out directory."""
     if implementation == "seed":
         __import__(SEED_PACKAGE[name])
     flags = FAIRLOSS_FLAGS if name == "fairloss_demo" else RANKING_FLAGS
@@ -48,10 +54,19 @@ def run_demo(name, implementation, tmp_path, *extra):
             os.path.abspath(p) for p in env["PYTHONPATH"].split(os.pathsep) if p)
     if "PROXYLOSS_LIBRARY" in env:
         env["PROXYLOSS_LIBRARY"] = os.path.abspath(env["PROXYLOSS_LIBRARY"])
-    result = subprocess.run(
-        [sys.executable, str(DEMOS / f"{name}.py"), *flags, "--implementation",
+    # A session of its own, so that a timeout kills the launcher's workers too.
+    process = subprocess.Popen(
+        [sys.executable, *launcher, str(DEMOS / f"{name}.py"), *flags, "--implementation",
          implementation, "--out", str(out), *extra],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True)
+    try:
+        stdout, stderr = process.communicate(timeout=240)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        stdout, stderr = process.communicate()
+        pytest.fail(f"{name} timed out\nstdout:\n{stdout}\nstderr:\n{stderr}")
+    result = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
     assert result.returncode == 0, (
         f"{name} --implementation {implementation} exited {result.returncode}\n"
         f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}")
@@ -164,6 +179,76 @@ def test_seed_and_proxyloss_rank_alike(tmp_path):
     got = [float(r["aucpr"]) for r in read_csv(ours / "toy_demo.csv")]
     want = [float(r["aucpr"]) for r in read_csv(seed / "toy_demo.csv")]
     assert got == pytest.approx(want, abs=0.02)
+
+
+COMPARE_HEADER = ["epoch", "phase", "warmup-only", "AP-only", "warmup+blend"]
+# torch.distributed.run options that torch 1.13 and 2.x both take (the
+# underscore spellings): a rendezvous on a free port (1.13's --standalone
+# uses the fixed port 29400), the launcher polling its workers every 0.1 s
+# (1.13's default is 5 s), and --redirects / --tee given as a mapping, for
+# rank 1 only: 1.13's default "0" parses to None on Python 3.11 and crashes
+# the launcher; this leaves rank 0's stdout as it is.
+TORCHRUN = ["-m", "torch.distributed.run", "--nproc_per_node", "2", "--rdzv_backend", "c10d",
+            "--rdzv_endpoint", "localhost:0", "--monitor_interval", "0.1",
+            "--redirects", "1:1", "--tee", "1:1"]
+
+
+def progress_losses(stdout):
+    """{(strategy, epoch): training loss} from the demo's progress lines."""
+    found = re.findall(r"^\s+(\S+)\s+epoch\s+(\d+)/\d+\s+loss (\S+)\s+AUCPR", stdout,
+                       flags=re.MULTILINE)
+    return {(name, int(epoch)): float(loss) for name, epoch, loss in found}
+
+
+def test_ddp_train_matches_compare_demo(tmp_path):
+    """examples/python/ddp_train.py on 2 processes (torch.distributed.run,
+    Gloo) prints compare_demo.py's table on the same flags: same epochs and
+    phases, every AUCPR and every epoch's training loss equal to 1e-3. With
+    --batch-size 255 the ranks' pieces differ in size ([128, 127]).
+
+    Why 1e-3: the global batches, the pools the losses rank and the queues
+    are the single-process ones row for row, and the gradients equal them to
+    float rounding. Measured on torch 1.13 with these flags: every AUCPR
+    equal to the last bit, the printed losses equal, the validation logits
+    within 4e-7 of each other (the AP-only run's also shifted by a common
+    4e-4, which no ranking sees: ddp_train.py's docstring). An AUCPR moves
+    only if two of the 400 validation logits lie within that rounding of
+    each other and swap, and then by less than 1e-3 unless the pair is among
+    the top few; 1e-3 leaves that room (and some for another torch's or
+    BLAS's rounding) and still catches a ranking loss that does not gather
+    (measured: the AP-only AUCPR off by 0.012 at epoch 2, its loss by
+    0.013) or batches not shared as the single-process ones."""
+    single, _ = run_demo("compare_demo", "proxyloss", tmp_path / "single",
+                         "--batch-size", "255")
+    # The launcher's log folder (rank 1's stdout.log) under tmp_path too.
+    ddp, out = run_demo("ddp_train", "proxyloss", tmp_path / "ddp", "--batch-size", "255",
+                        launcher=TORCHRUN + ["--log_dir", str(tmp_path / "torchrun-logs")])
+    assert "processes: 2 (torch.distributed, gloo); each batch of 255 rows shared as " \
+           "[128, 127]" in ddp
+    want = table_rows(single, COMPARE_HEADER, 5)
+    got = table_rows(ddp, COMPARE_HEADER, 5)
+    assert [r[:2] for r in got] == [r[:2] for r in want] == [
+        [str(e), phase] for e, phase in enumerate(["warmup", "blend", "AP"])]
+    assert [[float(v) for v in r[2:]] for r in got] == [
+        pytest.approx([float(v) for v in r[2:]], abs=1e-3) for r in want]
+    want_losses, got_losses = progress_losses(single), progress_losses(ddp)
+    assert len(want_losses) == 3 * EPOCHS and got_losses.keys() == want_losses.keys()
+    for key, loss in want_losses.items():
+        assert got_losses[key] == pytest.approx(loss, abs=1e-3), key
+    # Rank 0 alone writes the outputs, one row per epoch.
+    assert len(read_csv(out / "aucpr_by_epoch.csv")) == EPOCHS
+    assert "[default1]" not in ddp  # rank 1 prints nothing
+    assert ddp.count("Best AUCPR") == 1
+
+
+def test_ddp_train_single_process_is_compare_demo(tmp_path):
+    """Without torchrun (no process group) ddp_train.py is compare_demo.py's
+    run: the same table, AUCPR for AUCPR at full precision."""
+    single, want = run_demo("compare_demo", "proxyloss", tmp_path / "single")
+    ddp, got = run_demo("ddp_train", "proxyloss", tmp_path / "ddp")
+    assert "processes: 1 (no process group)" in ddp
+    assert table_rows(ddp, COMPARE_HEADER, 5) == table_rows(single, COMPARE_HEADER, 5)
+    assert read_csv(got / "aucpr_by_epoch.csv") == read_csv(want / "aucpr_by_epoch.csv")
 
 
 def test_bad_flag_is_an_error(tmp_path):
