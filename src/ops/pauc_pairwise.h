@@ -59,6 +59,10 @@ using PaucPairwiseGrads = std::tuple<at::Tensor, at::Tensor>;
 void check_pauc_pairwise_inputs(const at::Tensor& positives, const at::Tensor& negatives,
                                 double tau, const optional<at::Tensor>& weights);
 
+// Whether the result is NaN by the contract: P = 0, B = 0 or a NaN input
+// (the weight mass is the caller's to check).
+bool pauc_pairwise_undefined(const at::Tensor& positives, const at::Tensor& negatives);
+
 // The tail bound H of the CPU kernel for a dtype (see above).
 double pauc_pairwise_tail_bound(at::ScalarType dtype);
 

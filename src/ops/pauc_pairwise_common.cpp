@@ -34,6 +34,12 @@ void check_pauc_pairwise_inputs(const at::Tensor& positives, const at::Tensor& n
   }
 }
 
+bool pauc_pairwise_undefined(const at::Tensor& positives, const at::Tensor& negatives) {
+  return positives.size(0) == 0 || negatives.size(0) == 0 ||
+         at::isnan(positives).any().item<bool>() ||
+         at::isnan(negatives).any().item<bool>();
+}
+
 double pauc_pairwise_tail_bound(at::ScalarType dtype) {
   return dtype == at::kFloat ? 18.0 : 38.0;
 }

@@ -213,8 +213,8 @@ ops::PaucLossResult pauc_at_budget_loss(
       if (band.sum().item<int64_t>() == 0) {
         continue; // 5.
       }
-      std::tie(pauc, per_positive) =
-          ops::pauc_pairwise(positives, column.masked_select(band), tau.item<double>(), w);
+      std::tie(pauc, per_positive) = ops::pauc_pairwise(
+          positives, column.masked_select(band), tau.item<double>(), w);
     } else {
       const auto z = at::sigmoid(
           (positives.unsqueeze(1) - v.narrow(0, 0, n_knots).unsqueeze(0)) / tau);

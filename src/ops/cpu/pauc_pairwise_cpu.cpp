@@ -117,10 +117,6 @@ Ranges negative_ranges(double b, const SortedScores& positives, double reach) {
   return {low_end - p.begin(), high_begin - p.begin()};
 }
 
-bool has_nan(const at::Tensor& values) {
-  return at::isnan(values).any().item<bool>();
-}
-
 template <typename T>
 void forward_kernel(const T* p, int64_t P, const SortedScores& b, double tau,
                     const double* w, T* per_positive, T* pauc) {
@@ -244,7 +240,7 @@ PaucPairwiseForward pauc_pairwise_forward_cpu(const at::Tensor& positives_in,
   const int64_t B = negatives.size(0);
   auto pauc = at::empty({}, positives.options());
   auto per_positive = at::empty({P}, positives.options());
-  if (P == 0 || B == 0 || has_nan(positives) || has_nan(negatives)) {
+  if (pauc_pairwise_undefined(positives, negatives)) {
     pauc.fill_(std::numeric_limits<double>::quiet_NaN());
     per_positive.fill_(std::numeric_limits<double>::quiet_NaN());
     return {pauc, per_positive};
@@ -276,7 +272,7 @@ PaucPairwiseGrads pauc_pairwise_backward_cpu(const at::Tensor& grad_pauc,
   const double grad = grad_pauc.item<double>();
   const double mass =
       weights.defined() ? weights.sum().item<double>() : static_cast<double>(P);
-  if (P == 0 || B == 0 || !(mass > 0) || has_nan(positives) || has_nan(negatives)) {
+  if (pauc_pairwise_undefined(positives, negatives) || !(mass > 0)) {
     grad_p.fill_(std::numeric_limits<double>::quiet_NaN());
     grad_b.fill_(std::numeric_limits<double>::quiet_NaN());
     return {grad_p, grad_b};

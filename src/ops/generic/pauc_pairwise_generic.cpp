@@ -27,10 +27,17 @@ at::Tensor sigmoid_derivative(const at::Tensor& z) {
   return e / (1 + e).square();
 }
 
-bool undefined_result(int64_t P, int64_t B, const at::Tensor& positives,
-                      const at::Tensor& negatives) {
-  return P == 0 || B == 0 || at::isnan(positives).any().item<bool>() ||
-         at::isnan(negatives).any().item<bool>();
+// z = (p_i - b_j) / tau for the positives [start, start + rows), [rows, B].
+at::Tensor pair_z(const at::Tensor& positives, const at::Tensor& negatives, int64_t start,
+                  int64_t rows, double tau) {
+  return (positives.narrow(0, start, rows).unsqueeze(1) - negatives.unsqueeze(0)) / tau;
+}
+
+// The positives' weights in float64 (`positives`' options), ones without.
+at::Tensor weights_or_ones(const optional<at::Tensor>& weights,
+                           const at::Tensor& positives) {
+  return weights.has_value() ? weights->detach().to(at::kDouble)
+                             : at::ones({positives.size(0)}, positives.options());
 }
 
 } // namespace
@@ -42,7 +49,7 @@ PaucPairwiseForward pauc_pairwise_forward_generic(
   const int64_t P = positives_in.size(0);
   const int64_t B = negatives_in.size(0);
   const auto dtype = positives_in.scalar_type();
-  if (undefined_result(P, B, positives_in, negatives_in)) {
+  if (pauc_pairwise_undefined(positives_in, negatives_in)) {
     const double nan = std::numeric_limits<double>::quiet_NaN();
     return {at::full({}, nan, positives_in.options()),
             at::full({P}, nan, positives_in.options())};
@@ -52,13 +59,11 @@ PaucPairwiseForward pauc_pairwise_forward_generic(
   std::vector<at::Tensor> sums;
   for (int64_t start = 0; start < P; start += rows_per_chunk(B)) {
     const int64_t rows = std::min(rows_per_chunk(B), P - start);
-    const auto z =
-        (positives.narrow(0, start, rows).unsqueeze(1) - negatives.unsqueeze(0)) / tau;
-    sums.push_back(z.sigmoid().sum(/*dim=*/1));
+    sums.push_back(
+        pair_z(positives, negatives, start, rows, tau).sigmoid().sum(/*dim=*/1));
   }
   const auto S = at::cat(sums);
-  const auto weights = weights_in.has_value() ? weights_in->detach().to(at::kDouble)
-                                              : at::ones({P}, positives.options());
+  const auto weights = weights_or_ones(weights_in, positives);
   const auto mass = weights.sum();
   const auto pauc = at::where(
       mass.gt(0), (weights * S).sum() / (mass * B),
@@ -75,15 +80,14 @@ PaucPairwiseGrads pauc_pairwise_backward_generic(const at::Tensor& grad_pauc,
   const int64_t P = positives_in.size(0);
   const int64_t B = negatives_in.size(0);
   const auto dtype = positives_in.scalar_type();
-  if (undefined_result(P, B, positives_in, negatives_in)) {
+  if (pauc_pairwise_undefined(positives_in, negatives_in)) {
     const double nan = std::numeric_limits<double>::quiet_NaN();
     return {at::full({P}, nan, positives_in.options()),
             at::full({B}, nan, negatives_in.options())};
   }
   const auto positives = positives_in.detach().to(at::kDouble);
   const auto negatives = negatives_in.detach().to(at::kDouble);
-  const auto weights = weights_in.has_value() ? weights_in->detach().to(at::kDouble)
-                                              : at::ones({P}, positives.options());
+  const auto weights = weights_or_ones(weights_in, positives);
   // g / (B W tau); NaN where W = 0 (as the forward).
   const auto scale = grad_pauc.to(at::kDouble) / (weights.sum() * B * tau);
   std::vector<at::Tensor> grad_rows;
@@ -91,8 +95,7 @@ PaucPairwiseGrads pauc_pairwise_backward_generic(const at::Tensor& grad_pauc,
   for (int64_t start = 0; start < P; start += rows_per_chunk(B)) {
     const int64_t rows = std::min(rows_per_chunk(B), P - start);
     const auto w = weights.narrow(0, start, rows);
-    const auto d = sigmoid_derivative(
-        (positives.narrow(0, start, rows).unsqueeze(1) - negatives.unsqueeze(0)) / tau);
+    const auto d = sigmoid_derivative(pair_z(positives, negatives, start, rows, tau));
     grad_rows.push_back(w * d.sum(/*dim=*/1));
     grad_b -= (w.unsqueeze(1) * d).sum(/*dim=*/0);
   }
