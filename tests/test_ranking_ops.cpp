@@ -459,6 +459,83 @@ TEST(RankingLossOps, RejectBadOptionsNamingThem) {
       {"interpolation", "cubic"}));
 }
 
+// smooth_ap_loss's shares (the ranks of a distributed loss): over share_index
+// = 0 .. count - 1, the losses, per_class and gradients add up to the loss
+// without shares; valid and events are those of the whole loss.
+TEST(RankingLossOps, SmoothAPLossSharesAddUpToTheWholeLoss) {
+  using proxyloss::ops::smooth_ap_loss;
+  for (uint64_t seed = 0; seed < 36; ++seed) {
+    torch::manual_seed(seed);
+    const int64_t C = 1 + seed % 4;
+    const int64_t N = seed % 9 == 8 ? 0 : 5 + seed * 7 % 60; // some empty batches
+    const int64_t Q = seed % 2 ? 40 : 0;
+    const auto reduction = std::vector<std::string>{"mean", "sum", "none"}[seed % 3];
+    const auto logits = torch::randn({N, C}, torch::kDouble);
+    auto targets = torch::randint(0, C == 1 ? 2 : C, {N}, torch::kLong);
+    targets.masked_fill_(torch::rand({N}).lt(0.1), -100);
+    c10::optional<torch::Tensor> queue_logits;
+    c10::optional<torch::Tensor> queue_targets;
+    if (Q > 0) {
+      queue_logits = torch::randn({Q, C}, torch::kDouble);
+      queue_targets = torch::randint(0, C == 1 ? 2 : C, {Q}, torch::kLong);
+    }
+    c10::optional<torch::Tensor> weights;
+    if (seed % 4 == 1) {
+      weights = torch::rand({N}, torch::kDouble);
+    }
+    const double tau = seed % 5 == 0 ? 0.5 : 0.05;
+    const auto run = [&](int64_t index, int64_t count) {
+      auto x = logits.clone().requires_grad_(true);
+      const auto result =
+          smooth_ap_loss(x, targets, queue_logits, queue_targets, C, tau, reduction, -100,
+                         c10::nullopt, weights, c10::nullopt, index, count);
+      const auto loss = std::get<0>(result);
+      auto grad = torch::autograd::grad({loss.sum()}, {x}, {}, {}, false, true)[0];
+      return std::make_tuple(result, grad.defined() ? grad : torch::zeros_like(x));
+    };
+    const auto whole = run(0, 1);
+    const auto& want = std::get<0>(whole);
+    const int64_t count = 2 + seed % 3;
+    auto loss = torch::zeros_like(std::get<0>(want));
+    auto per_class = torch::zeros_like(std::get<1>(want));
+    auto grad = torch::zeros_like(logits);
+    for (int64_t index = 0; index < count; ++index) {
+      const auto share = run(index, count);
+      const auto& got = std::get<0>(share);
+      loss += std::get<0>(got);
+      per_class += std::get<1>(got);
+      grad += std::get<1>(share);
+      EXPECT_TRUE(torch::equal(std::get<2>(got), std::get<2>(want))) << "seed " << seed;
+      EXPECT_TRUE(torch::equal(std::get<3>(got), std::get<3>(want))) << "seed " << seed;
+    }
+    EXPECT_LE(max_abs_diff(loss, std::get<0>(want)), 1e-12) << "seed " << seed;
+    EXPECT_TRUE(torch::equal(torch::isnan(per_class), torch::isnan(std::get<1>(want))));
+    EXPECT_LE(
+        max_abs_diff(torch::nan_to_num(per_class), torch::nan_to_num(std::get<1>(want))),
+        1e-12)
+        << "seed " << seed;
+    EXPECT_LE(max_abs_diff(grad, std::get<1>(whole)),
+              1e-12 * std::max(1.0, max_abs(std::get<1>(whole))))
+        << "seed " << seed;
+  }
+}
+
+TEST(RankingLossOps, SmoothAPLossRefusesBadShares) {
+  const auto logits = torch::randn({4, 2});
+  const auto targets = torch::tensor({0, 1, 0, 1});
+  for (const auto& share :
+       {std::make_pair(int64_t(0), int64_t(0)), std::make_pair(int64_t(2), int64_t(2)),
+        std::make_pair(int64_t(-1), int64_t(3))}) {
+    EXPECT_TRUE(throws_with(
+        [&] {
+          proxyloss::ops::smooth_ap_loss(logits, targets, c10::nullopt, c10::nullopt, 2,
+                                         0.1, "mean", -100, c10::nullopt, c10::nullopt,
+                                         c10::nullopt, share.first, share.second);
+        },
+        {"proxyloss::smooth_ap_loss", "share_index must be in [0, share_count)"}));
+  }
+}
+
 // --- differentiable once ------------------------------------------------------------
 
 namespace {

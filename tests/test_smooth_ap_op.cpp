@@ -214,6 +214,160 @@ TEST_P(SmoothAPOp, BadWeightsAreRefusedNamingThem) {
       {"weights must be finite and >= 0"}));
 }
 
+// Anchors (the shares of a distributed loss): each share against the dense
+// oracle of its terms, the shares' sum against the op without anchors.
+namespace {
+
+torch::Tensor share_anchors(int64_t M, int64_t index, int64_t count) {
+  return torch::arange(M, torch::kLong).remainder(count).eq(index);
+}
+
+// ap and the gradient of weighted_sum(ap, class_weights) with anchors (or
+// none: undefined).
+Result run_anchored(const torch::Tensor& scores, const torch::Tensor& labels, double tau,
+                    const torch::Tensor& weights, const torch::Tensor& anchors,
+                    const torch::Tensor& class_weights) {
+  auto x = scores.clone().requires_grad_(true);
+  const auto ap = proxyloss::ops::smooth_ap(
+      x, labels, tau,
+      weights.defined() ? c10::optional<torch::Tensor>(weights) : c10::nullopt,
+      anchors.defined() ? c10::optional<torch::Tensor>(anchors) : c10::nullopt);
+  const auto loss = weighted_sum(ap, class_weights.to(ap.scalar_type()));
+  auto grad =
+      loss.requires_grad() ? torch::autograd::grad({loss}, {x})[0] : torch::zeros_like(x);
+  return {ap.detach(), grad};
+}
+
+} // namespace
+
+TEST_P(SmoothAPOp, AnchoredSharesMatchTheDenseOracle) {
+  for (uint64_t seed = 0; seed < 80; ++seed) {
+    const auto dtype = seed % 2 ? torch::kFloat : torch::kDouble;
+    const auto pool = test_support::random_pool(seed, dtype);
+    const int64_t M = pool.scores.size(0);
+    const auto w = seed % 3 == 0 ? random_row_weights(pool, seed) : torch::Tensor();
+    // Row-modulo shares, and arbitrary subsets.
+    const int64_t count = 2 + seed % 3;
+    const auto anchors =
+        seed % 4 == 3 ? torch::rand({M}).lt(0.3) : share_anchors(M, seed % count, count);
+    const auto class_weights = torch::randn({pool.scores.size(1)}, torch::kDouble);
+    const auto got = run_anchored(pool.scores, pool.labels, pool.tau,
+                                  w.defined() ? w.to(dtype) : w, anchors, class_weights);
+    auto y = pool.scores.to(torch::kDouble).clone().requires_grad_(true);
+    const auto want = oracle::op_ap(y, pool.labels, pool.tau, w, anchors);
+    const auto loss = weighted_sum(want, class_weights);
+    const auto want_grad = loss.requires_grad() ? torch::autograd::grad({loss}, {y})[0]
+                                                : torch::zeros_like(y);
+    const double tol = dtype == torch::kFloat ? kFloatTol : kDoubleTol;
+    EXPECT_TRUE(torch::equal(torch::isnan(got.ap), torch::isnan(want)))
+        << pool.describe();
+    EXPECT_LE(max_abs_diff(got.ap, want), tol) << pool.describe();
+    EXPECT_LE(max_abs_diff(torch::nan_to_num(got.grad), torch::nan_to_num(want_grad)),
+              tol * std::max(1.0, max_abs(want_grad)))
+        << pool.describe();
+  }
+}
+
+TEST_P(SmoothAPOp, AnchorSharesAddUpToTheOpWithoutAnchors) {
+  for (uint64_t seed = 100; seed < 160; ++seed) {
+    const auto dtype = seed % 2 ? torch::kFloat : torch::kDouble;
+    const auto pool = test_support::random_pool(seed, dtype, 600);
+    const int64_t M = pool.scores.size(0);
+    const auto w =
+        seed % 3 == 0 ? random_row_weights(pool, seed).to(dtype) : torch::Tensor();
+    const auto class_weights = torch::randn({pool.scores.size(1)}, torch::kDouble);
+    const auto whole = run_anchored(pool.scores, pool.labels, pool.tau, w,
+                                    torch::Tensor(), class_weights);
+    const int64_t count = 2 + seed % 4;
+    auto ap = torch::zeros_like(whole.ap);
+    auto grad = torch::zeros_like(whole.grad);
+    for (int64_t index = 0; index < count; ++index) {
+      const auto share = run_anchored(pool.scores, pool.labels, pool.tau, w,
+                                      share_anchors(M, index, count), class_weights);
+      ap += share.ap;
+      grad += share.grad;
+    }
+    const double tol = dtype == torch::kFloat ? kFloatTol : kDoubleTol;
+    EXPECT_TRUE(torch::equal(torch::isnan(ap), torch::isnan(whole.ap)))
+        << pool.describe();
+    EXPECT_LE(max_abs_diff(ap, whole.ap), tol) << pool.describe();
+    EXPECT_LE(max_abs_diff(torch::nan_to_num(grad), torch::nan_to_num(whole.grad)),
+              tol * std::max(1.0, max_abs(whole.grad)))
+        << pool.describe();
+  }
+}
+
+TEST_P(SmoothAPOp, AllRowsAsAnchorsAreBitwiseTheOpWithoutAnchors) {
+  for (uint64_t seed = 200; seed < 230; ++seed) {
+    const auto pool =
+        test_support::random_pool(seed, seed % 2 ? torch::kFloat : torch::kDouble);
+    const auto class_weights = torch::randn({pool.scores.size(1)}, torch::kDouble);
+    const auto all = torch::ones({pool.scores.size(0)}, torch::kBool);
+    const auto whole = run_anchored(pool.scores, pool.labels, pool.tau, {},
+                                    torch::Tensor(), class_weights);
+    const auto anchored =
+        run_anchored(pool.scores, pool.labels, pool.tau, {}, all, class_weights);
+    EXPECT_TRUE(torch::equal(torch::nan_to_num(whole.ap), torch::nan_to_num(anchored.ap)))
+        << pool.describe();
+    EXPECT_TRUE(
+        torch::equal(torch::nan_to_num(whole.grad), torch::nan_to_num(anchored.grad)))
+        << pool.describe();
+  }
+}
+
+TEST_P(SmoothAPOp, AnchoredGradientMatchesCentralDifferencesInDouble) {
+  for (uint64_t seed = 0; seed < 4; ++seed) {
+    torch::manual_seed(seed);
+    const int64_t M = 12 + seed;
+    const int64_t C = 1 + seed % 3;
+    const double tau = seed % 2 ? 0.5 : 0.1;
+    const auto scores = torch::randn({M, C}, torch::kDouble);
+    auto labels = torch::randint(-1, C, {M}, torch::kLong);
+    labels[0] = 0;
+    const auto w = torch::rand({M}, torch::kDouble) + 0.1;
+    const auto anchors = share_anchors(M, seed % 2, 2);
+    const auto class_weights = torch::randn({C}, torch::kDouble);
+    auto f = [&](const torch::Tensor& s) {
+      torch::NoGradGuard no_grad;
+      return weighted_sum(proxyloss::ops::smooth_ap(s, labels, tau, w, anchors),
+                          class_weights)
+          .item<double>();
+    };
+    const auto got = run_anchored(scores, labels, tau, w, anchors, class_weights);
+    expect_central_differences(f, scores, got.grad, seed);
+  }
+}
+
+TEST_P(SmoothAPOp, ClassWithoutAnchorsIsZeroAndGetsNoGradient) {
+  const auto scores = torch::randn({6, 3}, torch::kDouble);
+  const auto labels = torch::tensor({0, 0, 1, -1, 1, 0}, torch::kLong);
+  // Rows 2 and 4 (class 1's positives) are not anchors; class 2 has none.
+  const auto anchors = torch::tensor({true, false, false, true, false, true});
+  const auto got =
+      run_anchored(scores, labels, 0.1, {}, anchors, torch::ones({3}, torch::kDouble));
+  EXPECT_EQ(got.ap[1].item<double>(), 0.0);
+  EXPECT_TRUE(std::isnan(got.ap[2].item<double>()));
+  EXPECT_GT(got.ap[0].item<double>(), 0.0);
+  EXPECT_EQ(got.grad.select(1, 1).abs().sum().item<double>(), 0.0);
+  EXPECT_EQ(got.grad.select(1, 2).abs().sum().item<double>(), 0.0);
+}
+
+TEST_P(SmoothAPOp, BadAnchorsAreRefusedNamingThem) {
+  const auto scores = torch::randn({4, 2});
+  const auto labels = torch::tensor({0, 1, 0, -1});
+  EXPECT_TRUE(test_support::throws_with(
+      [&] {
+        proxyloss::ops::smooth_ap(scores, labels, 0.1, c10::nullopt,
+                                  torch::ones({3}, torch::kBool));
+      },
+      {"anchors must be 1-D [M] with M = 4"}));
+  EXPECT_TRUE(test_support::throws_with(
+      [&] {
+        proxyloss::ops::smooth_ap(scores, labels, 0.1, c10::nullopt, torch::ones({4}));
+      },
+      {"anchors must be bool"}));
+}
+
 TEST_P(SmoothAPOp, ClassWithoutPositivesIsNaNAndGetsNoGradient) {
   auto scores = torch::randn({6, 3}, torch::kDouble).requires_grad_(true);
   const auto labels = torch::tensor({0, 0, 1, -1, 1, 0}, torch::kLong);

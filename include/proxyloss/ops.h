@@ -39,9 +39,16 @@ namespace ops {
 //   (weighted: no positive weight; such a class gets no gradient) or a
 //   non-finite score. Time O(M log M + window pairs) on the CPU, extra
 //   memory O(M C): the pairwise matrix is never stored.
+//   anchors (optional): [M] bool on the scores' device; only the flagged
+//   positives' terms are summed (each still divided by the whole class's
+//   |P_c| or weight), the ranks still run over every row. Over a partition
+//   of the rows into anchor sets the results add up to ap without anchors
+//   (to rounding), each set costing its share of the pair work: how the
+//   ranks of a distributed loss split it.
 at::Tensor smooth_ap(const at::Tensor& scores, const at::Tensor& labels,
                      double temperature,
-                     const optional<at::Tensor>& weights = c10::nullopt);
+                     const optional<at::Tensor>& weights = c10::nullopt,
+                     const optional<at::Tensor>& anchors = c10::nullopt);
 
 // The q-quantile (q in [0, 1]) of `values` [M] (a 0-dim result) or of each
 // column of `values` [M, C] (a [C] result), float32/float64 (M = 0: NaN), by
@@ -98,13 +105,21 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> ranking_pool(
 // for ranking_pool; either makes the loss weighted), the positives' terms
 // are weighted (smooth_ap's weights; ranks unweighted) and a class whose
 // positives weigh 0 in the pool is invalid too.
+// share_index / share_count (0 <= index < count): with count > 1 the call
+// computes one share of the loss: the anchors are the pool rows m with m %
+// count == index (smooth_ap's anchors), loss and per_class are this share's
+// part (per_class: [index == 0] - ap share), and summed over the count shares
+// (each on the same inputs) they are the loss and per_class of count == 1,
+// to rounding; valid and events are the same in every share. A distributed
+// loss gives each rank one share and adds the results.
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> smooth_ap_loss(
     const at::Tensor& logits, const at::Tensor& targets,
     const optional<at::Tensor>& queue_logits, const optional<at::Tensor>& queue_targets,
     int64_t num_classes, double temperature, const std::string& reduction,
     int64_t ignore_index, optional<int64_t> max_pool_size,
     const optional<at::Tensor>& sample_weight = c10::nullopt,
-    const optional<at::Tensor>& queue_weight = c10::nullopt);
+    const optional<at::Tensor>& queue_weight = c10::nullopt, int64_t share_index = 0,
+    int64_t share_count = 1);
 
 // RecallAtQuantileLoss's forward without the queue update: per class, the
 // detached threshold theta_c = selection_quantile(pool column, 1 - quantile)

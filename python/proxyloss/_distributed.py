@@ -27,8 +27,18 @@ What a gathering forward does, on every rank of the default process group:
 
 The loss is then computed on the global batch, the same on every rank, and
 the global batch is queued on every rank in rank order, so the queues stay
-bitwise identical. Every rank computes the whole global loss (splitting the
-work across ranks is future work). With ``max_pool_size`` the op subsamples
+bitwise identical. Where the loss's work is pairs (Smooth-AP: O(P M) window
+pairs against O(M) for everything else), the ranks share it instead of each
+computing the whole loss (``partial_gradient=True``): rank r evaluates only
+the anchor terms of share r of R (the op's share_index / share_count), the
+shares' loss values are added with ``sum_shares`` (an all_gather of R x (C +
+1) numbers, added in rank order: the same bits on every rank), and the
+gradient that reaches the gathered rows, this rank's share's only, is summed
+over the ranks (one all_reduce of [N_global, C]) in _GatheredRows' backward
+before this rank takes its slice. So each rank does 1/R of the pair work,
+forward and backward, for O(M C) communication; the loss then equals the
+single-process loss to rounding (the anchor terms are added in another
+order), not bitwise. With ``max_pool_size`` the op subsamples
 with rank 0's seed on every rank (each rank draws one seed per call from its
 own generator; rank 0's is used), so the ranks' subsamples agree. Errors of
 the process group (a collective's timeout, a rank that died) propagate as
@@ -74,22 +84,57 @@ def should_gather(name, gather_distributed):
 class _GatheredRows(torch.autograd.Function):
     """The concatenation of every rank's rows, this rank's being ``local``;
     backward: this rank's slice of the gradient times the world size (see
-    the module's docstring)."""
+    the module's docstring). With ``partial`` the incoming gradient is this
+    rank's share of it: summed over the ranks first (all_reduce)."""
 
     @staticmethod
-    def forward(ctx, local, rank, *others):
+    def forward(ctx, local, rank, partial, *others):
         ctx.start = sum(piece.shape[0] for piece in others[:rank])
         ctx.rows = local.shape[0]
         ctx.world = len(others) + 1
+        ctx.partial = partial
         return torch.cat(others[:rank] + (local,) + others[rank:])
 
     @staticmethod
     def backward(ctx, grad):
+        if ctx.partial:
+            grad = grad.contiguous().clone()
+            dist.all_reduce(grad)
         own = grad.narrow(0, ctx.start, ctx.rows) * ctx.world
-        return (own, None) + (None,) * (ctx.world - 1)
+        return (own, None, None) + (None,) * (ctx.world - 1)
 
 
-def gather_batch(name, options, tensors, *, queue=None, shared_seed=False):
+class _SumOfShares(torch.autograd.Function):
+    """The sum over the ranks of each rank's ``tensors`` (same shapes and
+    dtype on every rank): all_gathered and added in rank order, so every
+    rank gets the same bits. Backward: the identity (each rank's share
+    enters the sum once; the gradient of the shares' own inputs is summed
+    over the ranks where they are gathered rows, _GatheredRows)."""
+
+    @staticmethod
+    def forward(ctx, *tensors):
+        ctx.shapes = [tensor.shape for tensor in tensors]
+        flat = torch.cat([tensor.detach().reshape(-1) for tensor in tensors])
+        shares = [torch.empty_like(flat) for _ in range(dist.get_world_size())]
+        dist.all_gather(shares, flat)
+        total = shares[0]
+        for share in shares[1:]:
+            total = total + share
+        return tuple(part.reshape(shape).clone() for part, shape in
+                     zip(total.split([shape.numel() for shape in ctx.shapes]), ctx.shapes))
+
+    @staticmethod
+    def backward(ctx, *grads):
+        return grads
+
+
+def sum_shares(*tensors):
+    """The ranks' shares of a loss's results, added (see _SumOfShares)."""
+    return _SumOfShares.apply(*tensors)
+
+
+def gather_batch(name, options, tensors, *, queue=None, shared_seed=False,
+                 partial_gradient=False):
     """Gathers ``tensors`` (a sequence of ``(label, tensor or None)``, the
     first one the logits, whose rows the others must have) over the default
     process group. ``options``: ``(name, value)`` pairs that every rank must
@@ -98,6 +143,9 @@ def gather_batch(name, options, tensors, *, queue=None, shared_seed=False):
     must agree too (the pointer, and a checksum of the buffers' bits).
     ``shared_seed``: also agree on a seed, rank 0's draw from its default
     generator of the logits' device (every rank draws one per call).
+    ``partial_gradient``: the loss computed from the gathered logits is this
+    rank's share (sum_shares adds them): their gradient is summed over the
+    ranks in the backward (_GatheredRows).
 
     Returns ``(gathered, seed)``: the tensors concatenated in rank order
     (None stays None; the logits with the gradient rule of _GatheredRows),
@@ -141,7 +189,8 @@ def gather_batch(name, options, tensors, *, queue=None, shared_seed=False):
             "ranks would rank different pools (gather_distributed); reset_queue() on "
             "every rank, or load the same state on every rank")
     counts = [row[_ROWS] for row in table]
-    gathered = [None if tensor is None else _gather_rows(tensor, counts, rank, index == 0)
+    gathered = [None if tensor is None else
+                _gather_rows(tensor, counts, rank, index == 0, partial_gradient)
                 for index, (_, tensor) in enumerate(tensors)]
     return gathered, (table[0][_SEED] if shared_seed else None)
 
@@ -251,7 +300,7 @@ def _raise_disagreement(name, world, malformed, description, labels):
                      f"across processes (gather_distributed): {'; '.join(problems)}")
 
 
-def _gather_rows(tensor, counts, rank, with_grad):
+def _gather_rows(tensor, counts, rank, with_grad, partial_gradient):
     """Every rank's rows of ``tensor``, concatenated in rank order."""
     local = tensor if with_grad else tensor.detach()
     transport = local.detach()
@@ -271,6 +320,7 @@ def _gather_rows(tensor, counts, rank, with_grad):
     if tensor.dtype == torch.bool:
         pieces = [piece.bool() for piece in pieces]
     if with_grad:
-        return _GatheredRows.apply(local, rank, *(pieces[:rank] + pieces[rank + 1:]))
+        return _GatheredRows.apply(local, rank, partial_gradient,
+                                   *(pieces[:rank] + pieces[rank + 1:]))
     pieces[rank] = local
     return torch.cat(pieces)

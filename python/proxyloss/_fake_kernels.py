@@ -25,7 +25,7 @@ def register():
         return
 
     @register_fake("proxyloss::_smooth_ap_forward")
-    def _(scores, labels, temperature, weights=None):
+    def _(scores, labels, temperature, weights=None, anchors=None):
         M, C = scores.shape
         # The CPU kernel saves each class's sort order [C, M]; the
         # device-generic implementation saves none ([0]).
@@ -34,7 +34,8 @@ def register():
                 labels.new_empty(order_shape))
 
     @register_fake("proxyloss::_smooth_ap_backward")
-    def _(grad_ap, scores, labels, rank_all, rank_pos, order, temperature, weights=None):
+    def _(grad_ap, scores, labels, rank_all, rank_pos, order, temperature, weights=None,
+          anchors=None):
         return torch.empty_like(scores)
 
     @register_fake("proxyloss::_ranking_pool_forward")

@@ -222,8 +222,8 @@ class PAUCAtBudgetLoss(_PooledLoss):
         on the concatenated batch."""
         name = type(self).__name__
         local_logits, local_targets = logits, targets
-        logits, targets, iid_mask, sample_weight, return_per_class, seed = self._begin_call(
-            logits, targets, iid_mask, return_per_class, sample_weight)
+        logits, targets, iid_mask, sample_weight, return_per_class, seed, _ = (
+            self._begin_call(logits, targets, iid_mask, return_per_class, sample_weight))
         queue = self._queue
         queue_weight = None
         if self.queue_size > 0:

@@ -19,9 +19,11 @@ import math
 import operator
 
 import torch
+import torch.distributed as dist
 from torch import nn
 
-from proxyloss._distributed import call_seeded, check_gather_option, gather_batch, should_gather
+from proxyloss._distributed import (call_seeded, check_gather_option, gather_batch,
+                                    should_gather, sum_shares)
 from proxyloss._errors import call_naming, warn_user
 from proxyloss._ops import EMPTY_POOL, NON_FINITE_LOGITS, SUBSAMPLED, UNEXPECTED_BINARY_LABELS, ops
 from proxyloss._weights import warn_if_all_zero
@@ -79,28 +81,36 @@ class _PooledLoss(nn.Module):
         # on it (unit weights are exact).
         self._queue_weighted = False
 
+    # Whether a gathering call shares the pair work across the ranks (the
+    # op's share_index / share_count: proxyloss/_distributed.py). Private: a
+    # benchmark turns it off to time the unshared path.
+    _share_pair_work = False
+
     def _begin_call(self, logits, targets, iid_mask, return_per_class, sample_weight):
         """The steps before the op: the call form, the gather decision (and
         the gather), iid_mask's shape, the all-zero weight warning. (The op
         checks everything else.) Returns ``(logits, targets, iid_mask,
-        sample_weight, return_per_class, seed)``: the global batch when this
-        call gathers (``seed``: the subsampling seed the ranks agreed on, or
-        None), else the arguments."""
+        sample_weight, return_per_class, seed, share)``: the global batch when
+        this call gathers (``seed``: the subsampling seed the ranks agreed on,
+        or None; ``share``: ``(rank, world_size)`` when the ranks share the
+        pair work, else None), else the arguments."""
         name = type(self).__name__
         if iid_mask is not None and not isinstance(iid_mask, torch.Tensor):
             iid_mask, return_per_class = _seed_call_form(name, iid_mask, return_per_class)
-        seed = None
+        seed = share = None
         if self.gather_distributed is not False and should_gather(name,
                                                                   self.gather_distributed):
+            share = ((dist.get_rank(), dist.get_world_size()) if self._share_pair_work
+                     else None)
             (logits, targets, iid_mask, sample_weight), seed = self._gather(
-                logits, targets, iid_mask, sample_weight)
+                logits, targets, iid_mask, sample_weight, share is not None)
         if iid_mask is not None and iid_mask.shape != logits.shape[:1]:
             raise ValueError(f"{name}: iid_mask must have shape [N] = "
                              f"{tuple(logits.shape[:1])} (the rows of logits), got "
                              f"{tuple(iid_mask.shape)}")
         if sample_weight is not None:
             warn_if_all_zero(self, sample_weight)
-        return logits, targets, iid_mask, sample_weight, return_per_class, seed
+        return logits, targets, iid_mask, sample_weight, return_per_class, seed, share
 
     # Options, besides those of _PooledLoss, that the ranks must agree on.
     _OPTION_FIELDS = ()
@@ -111,7 +121,7 @@ class _PooledLoss(nn.Module):
     def _queue_buffers(self):
         return [getattr(self, field) for field in self._QUEUE_CONTENTS]
 
-    def _gather(self, logits, targets, iid_mask, sample_weight):
+    def _gather(self, logits, targets, iid_mask, sample_weight, partial_gradient):
         """The global batch (proxyloss/_distributed.py): every rank's rows in
         rank order, after checking that the ranks agree on the options, the
         queue (its pointer and a checksum of its contents) and which tensors
@@ -136,7 +146,8 @@ class _PooledLoss(nn.Module):
                             (("logits", logits), ("targets", targets), ("iid_mask", iid_mask),
                              ("sample_weight", sample_weight)),
                             queue=(self._q_ptr, self._queue_buffers()) if has_queue else None,
-                            shared_seed=self.max_pool_size is not None)
+                            shared_seed=self.max_pool_size is not None,
+                            partial_gradient=partial_gradient)
 
     def _enqueues(self, happened):
         """Whether this call's batch enters the queue: in training (or with
@@ -236,8 +247,8 @@ class _QueuedRankingLoss(_PooledLoss):
         # Kept lean: at small pools the Python here is part of the step time
         # (bench/python). The op checks the inputs and the temperature.
         name = type(self).__name__
-        logits, targets, iid_mask, sample_weight, return_per_class, seed = self._begin_call(
-            logits, targets, iid_mask, return_per_class, sample_weight)
+        logits, targets, iid_mask, sample_weight, return_per_class, seed, share = (
+            self._begin_call(logits, targets, iid_mask, return_per_class, sample_weight))
         has_queue = self.queue_size > 0
         queue_weight = None
         if has_queue:
@@ -253,7 +264,10 @@ class _QueuedRankingLoss(_PooledLoss):
         loss, per_class, valid, events, _ = call_seeded(seed, logits.device, call_naming, name,
                                                         op, logits, targets, queue_logits,
                                                         queue_targets, *options,
-                                                        sample_weight, queue_weight)
+                                                        sample_weight, queue_weight,
+                                                        *(share or ()))
+        if share is not None:
+            loss, per_class = sum_shares(loss, per_class)
         happened = events.tolist()
         if True in happened:
             self._warn_about(happened)
@@ -346,6 +360,9 @@ class SmoothAPLoss(_QueuedRankingLoss):
                  *, max_pool_size=None):
         super().__init__(num_classes, queue_size, temperature, reduction, ignore_index,
                          update_queue_in_eval, gather_distributed, max_pool_size)
+
+    # The ranks of a gathering call share the anchors' window pairs.
+    _share_pair_work = True
 
     def _op_and_options(self):
         return ops._smooth_ap_loss_with_pool.default, (

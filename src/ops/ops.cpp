@@ -15,11 +15,13 @@ using ops_impl::typed_op;
 using RankingLossResult = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor>;
 
 at::Tensor smooth_ap(const at::Tensor& scores, const at::Tensor& labels,
-                     double temperature, const optional<at::Tensor>& weights) {
+                     double temperature, const optional<at::Tensor>& weights,
+                     const optional<at::Tensor>& anchors) {
   static const auto op =
       typed_op<at::Tensor(const at::Tensor&, const at::Tensor&, double,
-                          const optional<at::Tensor>&)>("proxyloss::smooth_ap");
-  return op.call(scores, labels, temperature, weights);
+                          const optional<at::Tensor>&, const optional<at::Tensor>&)>(
+          "proxyloss::smooth_ap");
+  return op.call(scores, labels, temperature, weights, anchors);
 }
 
 at::Tensor selection_quantile(const at::Tensor& values, double q,
@@ -61,14 +63,16 @@ RankingLossResult smooth_ap_loss(const at::Tensor& logits, const at::Tensor& tar
                                  const std::string& reduction, int64_t ignore_index,
                                  optional<int64_t> max_pool_size,
                                  const optional<at::Tensor>& sample_weight,
-                                 const optional<at::Tensor>& queue_weight) {
+                                 const optional<at::Tensor>& queue_weight,
+                                 int64_t share_index, int64_t share_count) {
   static const auto op = typed_op<RankingLossResult(
       const at::Tensor&, const at::Tensor&, const optional<at::Tensor>&,
       const optional<at::Tensor>&, int64_t, double, c10::string_view, int64_t,
-      optional<int64_t>, const optional<at::Tensor>&, const optional<at::Tensor>&)>(
-      "proxyloss::smooth_ap_loss");
+      optional<int64_t>, const optional<at::Tensor>&, const optional<at::Tensor>&,
+      int64_t, int64_t)>("proxyloss::smooth_ap_loss");
   return op.call(logits, targets, queue_logits, queue_targets, num_classes, temperature,
-                 reduction, ignore_index, max_pool_size, sample_weight, queue_weight);
+                 reduction, ignore_index, max_pool_size, sample_weight, queue_weight,
+                 share_index, share_count);
 }
 
 RankingLossResult recall_at_quantile_loss(

@@ -73,7 +73,8 @@ RankingLossWithPool smooth_ap_loss_with_pool(
     const optional<at::Tensor>& queue_logits, const optional<at::Tensor>& queue_targets,
     int64_t num_classes, double temperature, c10::string_view reduction,
     int64_t ignore_index, optional<int64_t> max_pool_size,
-    const optional<at::Tensor>& sample_weight, const optional<at::Tensor>& queue_weight);
+    const optional<at::Tensor>& sample_weight, const optional<at::Tensor>& queue_weight,
+    int64_t share_index, int64_t share_count);
 
 RankingLossWithPool recall_at_quantile_loss_with_pool(
     const at::Tensor& logits, const at::Tensor& targets,
@@ -90,7 +91,8 @@ RankingLossResult smooth_ap_loss(const at::Tensor& logits, const at::Tensor& tar
                                  c10::string_view reduction, int64_t ignore_index,
                                  optional<int64_t> max_pool_size,
                                  const optional<at::Tensor>& sample_weight,
-                                 const optional<at::Tensor>& queue_weight);
+                                 const optional<at::Tensor>& queue_weight,
+                                 int64_t share_index, int64_t share_count);
 
 RankingLossResult recall_at_quantile_loss(
     const at::Tensor& logits, const at::Tensor& targets,

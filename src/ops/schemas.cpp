@@ -13,15 +13,15 @@
 TORCH_LIBRARY(proxyloss, m) {
   // --- Smooth-AP ---------------------------------------------------------------
   m.def(
-      "smooth_ap(Tensor scores, Tensor labels, float temperature, Tensor? weights=None)"
-      " -> Tensor");
+      "smooth_ap(Tensor scores, Tensor labels, float temperature, Tensor? weights=None,"
+      " Tensor? anchors=None) -> Tensor");
   m.def(
       "_smooth_ap_forward(Tensor scores, Tensor labels, float temperature,"
-      " Tensor? weights=None) -> (Tensor, Tensor, Tensor, Tensor)");
+      " Tensor? weights=None, Tensor? anchors=None) -> (Tensor, Tensor, Tensor, Tensor)");
   m.def(
       "_smooth_ap_backward(Tensor grad_ap, Tensor scores, Tensor labels,"
       " Tensor rank_all, Tensor rank_pos, Tensor order, float temperature,"
-      " Tensor? weights=None) -> Tensor");
+      " Tensor? weights=None, Tensor? anchors=None) -> Tensor");
 
   // --- RecallAtQuantile --------------------------------------------------------
   m.def("selection_quantile(Tensor values, float q, str interpolation) -> Tensor");
@@ -61,7 +61,7 @@ TORCH_LIBRARY(proxyloss, m) {
       "smooth_ap_loss(Tensor logits, Tensor targets, Tensor? queue_logits,"
       " Tensor? queue_targets, int num_classes, float temperature, str reduction,"
       " int ignore_index, int? max_pool_size, Tensor? sample_weight=None,"
-      " Tensor? queue_weight=None)"
+      " Tensor? queue_weight=None, int share_index=0, int share_count=1)"
       " -> (Tensor loss, Tensor per_class, Tensor valid, Tensor events)");
   m.def(
       "recall_at_quantile_loss(Tensor logits, Tensor targets, Tensor? queue_logits,"
@@ -75,7 +75,7 @@ TORCH_LIBRARY(proxyloss, m) {
       "_smooth_ap_loss_with_pool(Tensor logits, Tensor targets, Tensor? queue_logits,"
       " Tensor? queue_targets, int num_classes, float temperature, str reduction,"
       " int ignore_index, int? max_pool_size, Tensor? sample_weight=None,"
-      " Tensor? queue_weight=None)"
+      " Tensor? queue_weight=None, int share_index=0, int share_count=1)"
       " -> (Tensor loss, Tensor per_class, Tensor valid, Tensor events,"
       " Tensor pool_labels)");
   m.def(

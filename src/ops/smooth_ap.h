@@ -15,6 +15,15 @@
 //   when column c holds a non-finite score (its gradient column is then NaN
 //   too, unless its incoming gradient is 0). The unweighted arithmetic is the
 //   weighted one with every w_m = 1, to the bit.
+//   anchors (optional) [M] bool on the scores' device: only the positives
+//   flagged are anchors. Their terms alone enter ap[c] (still divided by the
+//   whole class's P_c or W_c), and rank_all / rank_pos are computed for them
+//   only (0 for every other row); the ranks still run over the whole pool.
+//   Summed over a partition of the rows into anchor sets, the ap's are the
+//   ap without anchors (to rounding): the ranks of a distributed loss each
+//   evaluate one set and add the results (composite/ranking_losses.cpp).
+//   The NaN rules do not depend on the anchors; a class without an anchor
+//   has ap 0 (or NaN by those rules) and no gradient.
 //   Forward returns (ap, rank_all, rank_pos, order), saved for backward:
 //   rank_all and rank_pos are [M]; order is what the implementation needs to
 //   skip work in backward (the CPU one: each class's sort order, [C, M]
@@ -32,10 +41,11 @@
 namespace proxyloss {
 namespace ops_impl {
 
-// Also checks `weights` when given: [M] floating on the scores' device,
-// finite and >= 0.
+// Also checks `weights` when given ([M] floating on the scores' device,
+// finite and >= 0) and `anchors` ([M] bool on the scores' device).
 void check_smooth_ap_inputs(const at::Tensor& scores, const at::Tensor& labels,
-                            double temperature, const optional<at::Tensor>& weights);
+                            double temperature, const optional<at::Tensor>& weights,
+                            const optional<at::Tensor>& anchors);
 
 // Positives per class: [C] int64, on the CPU.
 at::Tensor class_counts(const at::Tensor& labels, int64_t num_classes);
@@ -73,22 +83,23 @@ void poison_nonfinite_columns(at::Tensor& grad_scores, const at::Tensor& grad_ap
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> smooth_ap_forward_cpu(
     const at::Tensor& scores, const at::Tensor& labels, double temperature,
-    const optional<at::Tensor>& weights);
+    const optional<at::Tensor>& weights, const optional<at::Tensor>& anchors);
 at::Tensor smooth_ap_backward_cpu(const at::Tensor& grad_ap, const at::Tensor& scores,
                                   const at::Tensor& labels, const at::Tensor& rank_all,
                                   const at::Tensor& rank_pos, const at::Tensor& order,
-                                  double temperature,
-                                  const optional<at::Tensor>& weights);
+                                  double temperature, const optional<at::Tensor>& weights,
+                                  const optional<at::Tensor>& anchors);
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> smooth_ap_forward_generic(
     const at::Tensor& scores, const at::Tensor& labels, double temperature,
-    const optional<at::Tensor>& weights);
+    const optional<at::Tensor>& weights, const optional<at::Tensor>& anchors);
 at::Tensor smooth_ap_backward_generic(const at::Tensor& grad_ap, const at::Tensor& scores,
                                       const at::Tensor& labels,
                                       const at::Tensor& rank_all,
                                       const at::Tensor& rank_pos, const at::Tensor& order,
                                       double temperature,
-                                      const optional<at::Tensor>& weights);
+                                      const optional<at::Tensor>& weights,
+                                      const optional<at::Tensor>& anchors);
 
 } // namespace ops_impl
 } // namespace proxyloss

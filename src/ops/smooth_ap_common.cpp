@@ -21,7 +21,8 @@ at::Tensor per_row(const at::Tensor& table, const at::Tensor& sentinel, double f
 } // namespace
 
 void check_smooth_ap_inputs(const at::Tensor& scores, const at::Tensor& labels,
-                            double temperature, const optional<at::Tensor>& weights) {
+                            double temperature, const optional<at::Tensor>& weights,
+                            const optional<at::Tensor>& anchors) {
   TORCH_CHECK(scores.dim() == 2,
               "proxyloss::smooth_ap: scores must be 2-D [M, C], got shape ",
               scores.sizes());
@@ -41,6 +42,17 @@ void check_smooth_ap_inputs(const at::Tensor& scores, const at::Tensor& labels,
               temperature);
   if (weights.has_value()) {
     check_pool_weights("proxyloss::smooth_ap", scores, *weights);
+  }
+  if (anchors.has_value()) {
+    TORCH_CHECK(anchors->dim() == 1 && anchors->size(0) == scores.size(0),
+                "proxyloss::smooth_ap: anchors must be 1-D [M] with M = ", scores.size(0),
+                ", got shape ", anchors->sizes());
+    TORCH_CHECK(anchors->scalar_type() == at::kBool,
+                "proxyloss::smooth_ap: anchors must be bool, got ",
+                anchors->scalar_type());
+    TORCH_CHECK(anchors->device() == scores.device(),
+                "proxyloss::smooth_ap: anchors must be on the device of scores (",
+                scores.device(), "), got ", anchors->device());
   }
 }
 

@@ -26,8 +26,11 @@ inline double nan() {
 // Returns an undefined tensor when there is no positive.
 // With `weights` [M] (defined): the positives' terms weighted,
 // sum_k w_k rank_pos_k / rank_all_k / sum_k w_k (the successor's weighted AP).
+// With `anchors` [M] bool (defined): only the anchor positives' terms are
+// summed, over the whole class's P (or weight): the op's anchored share.
 inline torch::Tensor class_ap(const torch::Tensor& scores, const torch::Tensor& is_pos,
-                              double tau, const torch::Tensor& weights = {}) {
+                              double tau, const torch::Tensor& weights = {},
+                              const torch::Tensor& anchors = {}) {
   const int64_t M = scores.size(0);
   const auto pos_idx = is_pos.nonzero().squeeze(1);
   const int64_t P = pos_idx.size(0);
@@ -41,6 +44,12 @@ inline torch::Tensor class_ap(const torch::Tensor& scores, const torch::Tensor& 
   soft = soft.masked_fill(self_mask, 0.0);
   const auto rank_all = 1.0 + soft.sum(1);
   const auto rank_pos = 1.0 + soft.index_select(1, pos_idx).sum(1);
+  if (anchors.defined()) {
+    const auto w = weights.defined() ? weights.index_select(0, pos_idx).to(scores.dtype())
+                                     : torch::ones({P}, scores.options());
+    const auto kept = anchors.index_select(0, pos_idx).to(scores.dtype());
+    return (rank_pos / rank_all * w * kept).sum() / w.sum();
+  }
   if (weights.defined()) {
     const auto w = weights.index_select(0, pos_idx).to(scores.scalar_type());
     return (rank_pos / rank_all * w).sum() / w.sum();
@@ -50,11 +59,12 @@ inline torch::Tensor class_ap(const torch::Tensor& scores, const torch::Tensor& 
 
 // The op's contract: ap [C], row m positive of class labels[m] if in range.
 inline torch::Tensor op_ap(const torch::Tensor& scores, const torch::Tensor& labels,
-                           double tau, const torch::Tensor& weights = {}) {
+                           double tau, const torch::Tensor& weights = {},
+                           const torch::Tensor& anchors = {}) {
   const int64_t C = scores.size(1);
   std::vector<torch::Tensor> aps;
   for (int64_t c = 0; c < C; ++c) {
-    auto ap = class_ap(scores.select(1, c), labels.eq(c), tau, weights);
+    auto ap = class_ap(scores.select(1, c), labels.eq(c), tau, weights, anchors);
     aps.push_back(ap.defined() ? ap : torch::full({}, nan(), scores.options()));
   }
   return torch::stack(aps);

@@ -18,39 +18,45 @@ using torch::autograd::variable_list;
 using ForwardResult = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor>;
 
 ForwardResult call_forward(const at::Tensor& scores, const at::Tensor& labels,
-                           double temperature, const optional<at::Tensor>& weights) {
-  static const auto op = typed_op<ForwardResult(const at::Tensor&, const at::Tensor&,
-                                                double, const optional<at::Tensor>&)>(
-      "proxyloss::_smooth_ap_forward");
-  return op.call(scores, labels, temperature, weights);
+                           double temperature, const optional<at::Tensor>& weights,
+                           const optional<at::Tensor>& anchors) {
+  static const auto op =
+      typed_op<ForwardResult(const at::Tensor&, const at::Tensor&, double,
+                             const optional<at::Tensor>&, const optional<at::Tensor>&)>(
+          "proxyloss::_smooth_ap_forward");
+  return op.call(scores, labels, temperature, weights, anchors);
 }
 
 at::Tensor call_backward(const at::Tensor& grad_ap, const at::Tensor& scores,
                          const at::Tensor& labels, const at::Tensor& rank_all,
                          const at::Tensor& rank_pos, const at::Tensor& order,
-                         double temperature, const optional<at::Tensor>& weights) {
+                         double temperature, const optional<at::Tensor>& weights,
+                         const optional<at::Tensor>& anchors) {
   static const auto op =
       typed_op<at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&,
                           const at::Tensor&, const at::Tensor&, const at::Tensor&, double,
-                          const optional<at::Tensor>&)>("proxyloss::_smooth_ap_backward");
-  return op.call(grad_ap, scores, labels, rank_all, rank_pos, order, temperature,
-                 weights);
+                          const optional<at::Tensor>&, const optional<at::Tensor>&)>(
+          "proxyloss::_smooth_ap_backward");
+  return op.call(grad_ap, scores, labels, rank_all, rank_pos, order, temperature, weights,
+                 anchors);
 }
 
 class SmoothAPFunction : public torch::autograd::Function<SmoothAPFunction> {
  public:
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& scores,
                             const at::Tensor& labels, double temperature,
-                            const optional<at::Tensor>& weights) {
+                            const optional<at::Tensor>& weights,
+                            const optional<at::Tensor>& anchors) {
     at::AutoDispatchBelowADInplaceOrView below_autograd;
     at::Tensor ap;
     at::Tensor rank_all;
     at::Tensor rank_pos;
     at::Tensor order;
     std::tie(ap, rank_all, rank_pos, order) =
-        call_forward(scores, labels, temperature, weights);
-    ctx->save_for_backward(
-        {scores, labels, rank_all, rank_pos, order, weights.value_or(at::Tensor())});
+        call_forward(scores, labels, temperature, weights, anchors);
+    ctx->save_for_backward({scores, labels, rank_all, rank_pos, order,
+                            weights.value_or(at::Tensor()),
+                            anchors.value_or(at::Tensor())});
     ctx->saved_data["temperature"] = temperature;
     return ap;
   }
@@ -61,25 +67,28 @@ class SmoothAPFunction : public torch::autograd::Function<SmoothAPFunction> {
     at::Tensor grad_scores;
     {
       at::AutoDispatchBelowADInplaceOrView below_autograd;
-      grad_scores =
-          call_backward(grad_outputs[0], saved[0], saved[1], saved[2], saved[3], saved[4],
-                        temperature, common::defined_or_nullopt(saved[5]));
+      grad_scores = call_backward(
+          grad_outputs[0], saved[0], saved[1], saved[2], saved[3], saved[4], temperature,
+          common::defined_or_nullopt(saved[5]), common::defined_or_nullopt(saved[6]));
     }
     auto grads = once_differentiable({grad_scores}, "proxyloss::smooth_ap");
-    return {grads[0], at::Tensor(), at::Tensor(), at::Tensor()};
+    return {grads[0], at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 
 // The weights are constants: detached, so that no gradient is asked of them.
 at::Tensor smooth_ap_autograd(const at::Tensor& scores, const at::Tensor& labels,
-                              double temperature, const optional<at::Tensor>& weights) {
-  return SmoothAPFunction::apply(scores, labels, temperature, common::detached(weights));
+                              double temperature, const optional<at::Tensor>& weights,
+                              const optional<at::Tensor>& anchors) {
+  return SmoothAPFunction::apply(scores, labels, temperature, common::detached(weights),
+                                 anchors);
 }
 
 // Below autograd (inference mode, or no input requiring grad).
 at::Tensor smooth_ap_no_grad(const at::Tensor& scores, const at::Tensor& labels,
-                             double temperature, const optional<at::Tensor>& weights) {
-  return std::get<0>(call_forward(scores, labels, temperature, weights));
+                             double temperature, const optional<at::Tensor>& weights,
+                             const optional<at::Tensor>& anchors) {
+  return std::get<0>(call_forward(scores, labels, temperature, weights, anchors));
 }
 
 } // namespace

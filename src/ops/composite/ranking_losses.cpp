@@ -19,6 +19,17 @@
 // reduction over the valid classes (none: per_class, zeros for an empty
 // pool; no valid class: a zero that keeps a graph to the logits).
 //
+// Shares (smooth_ap_loss's share_index / share_count, count > 1): the call
+// computes share `index` of `count`, whose anchors are the pool rows m with
+// m % count == index: per_class = [index == 0] - smooth_ap(..., anchors)
+// where valid, and loss its reduction. Every step above is linear in the
+// per-class values once `valid` is fixed (and valid, events and the pool do
+// not depend on the share), so the shares' losses and per_class add up to
+// those of count == 1 (to rounding), and so do their gradients; each share
+// costs 1/count of the pair work. The row-modulo rule spreads every class's
+// positives evenly over the shares, wherever they sit in the pool. (The
+// pool's row order is the same in every share: the same inputs.)
+//
 // WithPool: the private ops _smooth_ap_loss_with_pool and
 // _recall_at_quantile_loss_with_pool return the pool's labels [M] as a fifth
 // result. The pool's row count M is data-dependent (an unbacked SymInt when
@@ -118,21 +129,33 @@ RankingLossWithPool smooth_ap_loss_with_pool(
     const optional<at::Tensor>& queue_logits, const optional<at::Tensor>& queue_targets,
     int64_t num_classes, double temperature, c10::string_view reduction_name,
     int64_t ignore_index, optional<int64_t> max_pool_size,
-    const optional<at::Tensor>& sample_weight, const optional<at::Tensor>& queue_weight) {
+    const optional<at::Tensor>& sample_weight, const optional<at::Tensor>& queue_weight,
+    int64_t share_index, int64_t share_count) {
   constexpr const char* kOp = "proxyloss::smooth_ap_loss";
   common::check_ranking_options(kOp, num_classes, temperature, ignore_index,
                                 max_pool_size);
   const auto reduction = common::parse_reduction(kOp, std::string(reduction_name));
+  TORCH_CHECK(share_count >= 1 && share_index >= 0 && share_index < share_count, kOp,
+              ": share_index must be in [0, share_count) and share_count >= 1, got "
+              "share_index = ",
+              share_index, ", share_count = ", share_count);
   return ranking_loss(
       logits, targets, queue_logits, queue_targets, num_classes, ignore_index,
       max_pool_size, reduction, sample_weight, queue_weight,
       [&](const at::Tensor& scores, const at::Tensor& labels,
           const optional<at::Tensor>& weights) {
-        const auto ap = ops::smooth_ap(scores, labels, temperature, weights);
+        optional<at::Tensor> anchors;
+        if (share_count > 1) {
+          anchors = at::arange(labels.size(0), labels.options())
+                        .remainder(share_count)
+                        .eq(share_index);
+        }
+        const auto ap = ops::smooth_ap(scores, labels, temperature, weights, anchors);
         const auto positives = positives_per_class(labels, num_classes);
         const auto pool_rows = at::ones_like(labels).sum();
         const auto valid = positives.gt(0).logical_and(positives.lt(pool_rows));
-        return std::make_tuple(1 - ap, valid);
+        // The constant 1 of 1 - ap belongs to one share only.
+        return std::make_tuple((share_index == 0 ? 1.0 : 0.0) - ap, valid);
       });
 }
 
@@ -175,10 +198,12 @@ RankingLossResult smooth_ap_loss(const at::Tensor& logits, const at::Tensor& tar
                                  c10::string_view reduction, int64_t ignore_index,
                                  optional<int64_t> max_pool_size,
                                  const optional<at::Tensor>& sample_weight,
-                                 const optional<at::Tensor>& queue_weight) {
-  return without_pool(smooth_ap_loss_with_pool(
-      logits, targets, queue_logits, queue_targets, num_classes, temperature, reduction,
-      ignore_index, max_pool_size, sample_weight, queue_weight));
+                                 const optional<at::Tensor>& queue_weight,
+                                 int64_t share_index, int64_t share_count) {
+  return without_pool(
+      smooth_ap_loss_with_pool(logits, targets, queue_logits, queue_targets, num_classes,
+                               temperature, reduction, ignore_index, max_pool_size,
+                               sample_weight, queue_weight, share_index, share_count));
 }
 
 RankingLossResult recall_at_quantile_loss(

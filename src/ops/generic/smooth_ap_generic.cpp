@@ -48,18 +48,24 @@ PositiveRows positive_rows(const at::Tensor& labels, const at::Tensor& counts) {
   return out;
 }
 
+// With anchors, pos_rows keeps only the anchor positives (whose terms are
+// the only ones evaluated); pos_mask still flags every positive.
 ClassView view_class(const at::Tensor& scores, const at::Tensor& labels,
-                     const PositiveRows& positives, int64_t c, int64_t P) {
-  return {scores.select(1, c), positives.rows.narrow(0, positives.offset[c], P),
-          labels.eq(c).to(scores.dtype())};
+                     const PositiveRows& positives, int64_t c, int64_t P,
+                     const optional<at::Tensor>& anchors) {
+  auto rows = positives.rows.narrow(0, positives.offset[c], P);
+  if (anchors.has_value()) {
+    rows = rows.masked_select(anchors->index_select(0, rows));
+  }
+  return {scores.select(1, c), rows, labels.eq(c).to(scores.dtype())};
 }
 
 } // namespace
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> smooth_ap_forward_generic(
     const at::Tensor& scores, const at::Tensor& labels, double temperature,
-    const optional<at::Tensor>& weights_in) {
-  check_smooth_ap_inputs(scores, labels, temperature, weights_in);
+    const optional<at::Tensor>& weights_in, const optional<at::Tensor>& anchors) {
+  check_smooth_ap_inputs(scores, labels, temperature, weights_in, anchors);
   const auto weights = weights_in_double(weights_in);
   const int64_t M = scores.size(0);
   const int64_t C = scores.size(1);
@@ -76,13 +82,14 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> smooth_ap_forward_gen
     if (P == 0 || nonfinite.data_ptr<bool>()[c]) {
       continue;
     }
-    const auto cls = view_class(scores, labels, positives, c, P);
-    for (int64_t start = 0; start < P; start += rows_per_chunk) {
+    const auto cls = view_class(scores, labels, positives, c, P, anchors);
+    const int64_t P_anchor = cls.pos_rows.size(0);
+    for (int64_t start = 0; start < P_anchor; start += rows_per_chunk) {
       const auto rows =
-          cls.pos_rows.narrow(0, start, std::min(rows_per_chunk, P - start));
-      const auto anchors = cls.column.index_select(0, rows).unsqueeze(1);
+          cls.pos_rows.narrow(0, start, std::min(rows_per_chunk, P_anchor - start));
+      const auto anchor_scores = cls.column.index_select(0, rows).unsqueeze(1);
       // sigmoid((s_j - s_k) / tau), [chunk, M]; the j == k term is 0.5.
-      const auto sig = ((cls.column.unsqueeze(0) - anchors) * inv_tau).sigmoid();
+      const auto sig = ((cls.column.unsqueeze(0) - anchor_scores) * inv_tau).sigmoid();
       const auto sum_pos = sig.mv(cls.pos_mask);
       const auto sum_all = sig.sum(1);
       rank_pos.index_copy_(0, rows, sum_pos + 0.5);
@@ -100,8 +107,9 @@ at::Tensor smooth_ap_backward_generic(const at::Tensor& grad_ap, const at::Tenso
                                       const at::Tensor& rank_all,
                                       const at::Tensor& rank_pos,
                                       const at::Tensor& /*order*/, double temperature,
-                                      const optional<at::Tensor>& weights_in) {
-  check_smooth_ap_inputs(scores, labels, temperature, weights_in);
+                                      const optional<at::Tensor>& weights_in,
+                                      const optional<at::Tensor>& anchors) {
+  check_smooth_ap_inputs(scores, labels, temperature, weights_in, anchors);
   const auto weights = weights_in_double(weights_in);
   const int64_t M = scores.size(0);
   const int64_t C = scores.size(1);
@@ -125,17 +133,20 @@ at::Tensor smooth_ap_backward_generic(const at::Tensor& grad_ap, const at::Tenso
         (weights.defined() && mass.data_ptr<double>()[c] == 0.0)) {
       continue;
     }
-    const auto cls = view_class(scores, labels, positives, c, P);
+    // Rows that are not anchors have zero coefficients: skipped.
+    const auto cls = view_class(scores, labels, positives, c, P, anchors);
+    const int64_t P_anchor = cls.pos_rows.size(0);
     auto grad_column = at::zeros_like(cls.column);
-    for (int64_t start = 0; start < P; start += rows_per_chunk) {
+    for (int64_t start = 0; start < P_anchor; start += rows_per_chunk) {
       const auto rows =
-          cls.pos_rows.narrow(0, start, std::min(rows_per_chunk, P - start));
-      const auto anchors = cls.column.index_select(0, rows).unsqueeze(1);
+          cls.pos_rows.narrow(0, start, std::min(rows_per_chunk, P_anchor - start));
+      const auto anchor_scores = cls.column.index_select(0, rows).unsqueeze(1);
       const auto a = coef_all.index_select(0, rows).unsqueeze(1);
       const auto b = coef_pos.index_select(0, rows).unsqueeze(1) - a;
       // sigmoid'(d) = e / (1 + e)^2 with e = exp(-|d|): full relative precision
       // for any d (sig * (1 - sig) cancels once sig is near 1).
-      const auto e = ((cls.column.unsqueeze(0) - anchors) * inv_tau).abs().neg().exp();
+      const auto e =
+          ((cls.column.unsqueeze(0) - anchor_scores) * inv_tau).abs().neg().exp();
       const auto sigmoid_prime = e / (1 + e).square();
       // w_kj = sigmoid'(d_kj) / tau * (a_k + [j positive] b_k): +w to j, -w to k.
       const auto w = sigmoid_prime * inv_tau * (a + b * cls.pos_mask.unsqueeze(0));
