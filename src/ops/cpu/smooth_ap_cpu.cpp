@@ -174,6 +174,15 @@ void anchored_ranks(const kernels::SmoothAPKernels& k, const AnchorSplit<T>& spl
   }
 }
 
+// grad_rows[rows[i]] += values[i].
+template <typename T>
+void add_by_row(const std::vector<T>& values, const std::vector<int64_t>& rows,
+                std::vector<T>& grad_rows) {
+  for (size_t i = 0; i < values.size(); ++i) {
+    grad_rows[rows[i]] += values[i];
+  }
+}
+
 // Adds the gradient of the anchors' terms to grad_rows [M] (by pool row),
 // given a = dL/drank_all and b = dL/drank_pos per anchor (split.anchor
 // order). kernel(anchors, rest) carries a (its rank_pos is unused: its
@@ -197,12 +206,8 @@ void anchored_gradient(const kernels::SmoothAPKernels& k, const AnchorSplit<T>& 
   kernel_backward(k, split.anchor_values.data(), A, split.rest_values.data(),
                   split.rest(), inv_tau, coef_all.data(), coef_pos.data(),
                   grad_anchor.data(), grad_rest.data());
-  for (int64_t i = 0; i < A; ++i) {
-    grad_rows[split.anchor_rows[i]] += grad_anchor[i];
-  }
-  for (int64_t j = 0; j < split.rest(); ++j) {
-    grad_rows[split.rest_rows[j]] += grad_rest[j];
-  }
+  add_by_row(grad_anchor, split.anchor_rows, grad_rows);
+  add_by_row(grad_rest, split.rest_rows, grad_rows);
   if (!others) {
     return;
   }
@@ -213,12 +218,8 @@ void anchored_gradient(const kernels::SmoothAPKernels& k, const AnchorSplit<T>& 
   kernel_backward(k, split.anchor_values.data(), A, split.other_values.data(),
                   split.others(), inv_tau, coef_all.data(), coef_all.data(),
                   grad_anchor.data(), grad_other.data());
-  for (int64_t i = 0; i < A; ++i) {
-    grad_rows[split.anchor_rows[i]] += grad_anchor[i];
-  }
-  for (int64_t j = 0; j < split.others(); ++j) {
-    grad_rows[split.other_rows[j]] += grad_other[j];
-  }
+  add_by_row(grad_anchor, split.anchor_rows, grad_rows);
+  add_by_row(grad_other, split.other_rows, grad_rows);
 }
 
 } // namespace
