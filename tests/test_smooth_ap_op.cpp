@@ -364,7 +364,7 @@ TEST_P(SmoothAPOp, CrowdedWindowsMatchTheOracle) {
 }
 
 // At the expansions' error bounds (sigmoid_sums.h): blocks of spread exactly
-// s = tau / 4 on both sides (pairs at |t| = s, the Taylor bound's worst
+// s = tau / 2 on both sides (pairs at |t| = s, the Taylor bound's worst
 // case) at every distance across the near field, and far clusters exactly D
 // temperatures away (d = -D and d = +D, the far series' worst case). tau =
 // 2^-6 and the grid 2^-11 are exact in float. Ranks must hold to float
@@ -373,7 +373,8 @@ TEST(SmoothAPOpExpansions, PairsAtTheErrorBoundsMatchTheOracle) {
   const proxyloss::detail::ForceSmoothAPAlgorithm forced(
       proxyloss::detail::SmoothAPAlgorithm::kExpansions);
   const double tau = 1.0 / 64;
-  const double grid = tau / 32; // 8 grid steps = s tau
+  const double grid = tau / 32;
+  const int64_t spread = 16; // grid steps: s tau
   for (const auto dtype : {torch::kFloat, torch::kDouble}) {
     const double D = dtype == torch::kFloat ? 2.0 : 3.0;
     std::vector<double> values;
@@ -381,13 +382,13 @@ TEST(SmoothAPOpExpansions, PairsAtTheErrorBoundsMatchTheOracle) {
     for (int copy = 0; copy < 16; ++copy) { // positives: one block of spread s
       values.push_back(0.0);
       labels.push_back(0);
-      values.push_back(8 * grid);
+      values.push_back(double(spread) * grid);
       labels.push_back(0);
     }
     // Negatives: blocks of spread s from just above the lower far cluster to
     // just below the upper one, so d0 takes every value across the near field.
     const auto reach = int64_t(32 * D);
-    for (int64_t g = -reach + 9; g < reach; ++g) {
+    for (int64_t g = -reach + spread + 1; g < reach; ++g) {
       for (int copy = 0; copy < 8; ++copy) {
         values.push_back(double(g) * grid);
         labels.push_back(-1);
@@ -396,7 +397,7 @@ TEST(SmoothAPOpExpansions, PairsAtTheErrorBoundsMatchTheOracle) {
     for (int copy = 0; copy < 64; ++copy) { // far clusters at d = -D and d = +D
       values.push_back(-D * tau);
       labels.push_back(-1);
-      values.push_back(D * tau + 8 * grid);
+      values.push_back(D * tau + double(spread) * grid);
       labels.push_back(-1);
     }
     const auto scores = torch::tensor(values, torch::kDouble)

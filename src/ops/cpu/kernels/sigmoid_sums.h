@@ -35,25 +35,33 @@
 //   f(d0 + t) = sum_{k<n} a_k(d0) t^k + E,  a_k = f^(k)(d0) / k!,
 // and t^k = sum_{p+l=k} C(k, l) g^p (-e)^l, so a source block's moments
 // mu_p = sum_j w_j g_j^p give the query block's local coefficients
-//   L_l = sum_p C(p + l, l) a_{p+l}(d0) mu_p     (O(n^2) per block pair)
-// and each query sum_l L_l (-e_i)^l (O(n) per query). Bound (Cauchy, radius
-// rho = pi/2): for |Im z| <= pi/2, |1 + e^{-z}| >= max(1, e^{-Re z}), so
-// |sigmoid(d0 + z)| <= min(1, e^{d0 + rho}) and, sigmoid(-z) alike,
-// |sigmoid'(d0 + z)| <= min(1, e^{-|d0| + rho}) on |z| = rho; hence
-// |a_k| <= A rho^-k with A = min(1, e^{d0 + rho}) for sigmoid and
-// A = min(1, e^{-|d0| + rho}) for sigmoid', and
-//   |E| <= A (s / rho)^n / (1 - s / rho)   per pair (unit weight).
+//   L_l = sum_p C(p + l, l) a_{p+l}(d0) mu_p
+//       = (1 / l!) sum_p f^(p+l)(d0) (mu_p / p!)   (O(n^2) per block pair)
+// and each query sum_l L_l (-e_i)^l (O(n) per query).
+// Bound (Cauchy on the circle |z - d0| = rho, rho < pi: sigmoid's poles are
+// at +-i pi (2k + 1)). For |Im z| <= rho and w = e^{-z}, |arg w| <= rho, so
+//   |1 + w|^2 = 1 + |w|^2 + 2 |w| cos(arg w) >= (1 + cos rho)(1 + |w|^2)
+// (the difference is -cos(rho) (1 - |w|)^2 >= 0 for rho >= pi/2), hence
+//   |sigmoid(z)|  <= min(1, e^{Re z}) / sqrt(1 + cos rho),
+//   |sigmoid'(z)| = |sigmoid(z) sigmoid(-z)| <= min(1, e^{-|Re z|}) / (1 + cos rho)
+// and on the circle |a_k| <= A rho^-k with A = min(1, e^{d0 + rho}) /
+// sqrt(1 + cos rho) for sigmoid, min(1, e^{-|d0| + rho}) / (1 + cos rho)
+// for sigmoid'. So per pair (unit weight), with q = s / rho,
+//   |E| <= A q^n / (1 - q).
 // The pair's own value is at least e^{min(d0, 0) - s} / 2 (sigmoid(y) >=
 // e^{min(y, 0)} / 2) resp. e^{-|d0| - s} / 4 (sigmoid'(y) >= e^{-|y|} / 4),
-// so the relative error is at most 4 e^{rho + s} q^n / (1 - q), q = s / rho;
-// with s = 1/4, q = 0.159: float n = 11: 4.9e-8 < 2^-24 = 6.0e-8; double
-// n = 22: 8.1e-17 < 2^-53 = 1.1e-16 (checked by a test of the bound). The
+// so the relative error is at most
+//   sigmoid:  2 e^{rho + s} q^n / ((1 - q) sqrt(1 + cos rho)),
+//   sigmoid': 4 e^{rho + s} q^n / ((1 - q) (1 + cos rho)),
+// whatever d0. With s = 1/2, rho = 5/2 (q = 1/5): float n = 15: 1.7e-8 and
+// 3.7e-9 < 2^-24 = 6.0e-8; double n = 27: 6.8e-17 and 1.5e-17 < 2^-53 =
+// 1.1e-16 (a test puts pairs at |t| = s). The
 // coefficients a_k(d0) of sigmoid come from sigmoid' = sigmoid (1 - sigmoid):
 //   (k + 1) a_{k+1} = a_k c_0 - sum_{p=0}^{k-1} a_p a_{k-p},
 //   a_0 = sigmoid(d0), c_0 = 1 - a_0 = sigmoid(-d0),
 // both a_0 and c_0 from e^{-|d0|} without cancellation; those of sigmoid'
-// are (k + 1) a_{k+1}. |d0| <= D + 2 s in the near field, so every
-// coefficient is O(1) there and the recurrence (in double) loses nothing
+// are (k + 1) a_{k+1}. |d0| <= D + s in the near field, so every
+// coefficient is O(1) there, and the recurrence (in double) loses nothing
 // that matters at the truncation's level.
 //
 // Where a block pair holds few pairs (|Q| |S| < kMinExpansionPairs) its pairs
@@ -96,21 +104,30 @@ template <>
 struct ExpansionOrder<float> {
   static constexpr double kNear = 2.0;    // D
   static constexpr int kFarTerms = 10;    // R
-  static constexpr int kTaylorTerms = 11; // n
+  static constexpr int kTaylorTerms = 15; // n
 };
 template <>
 struct ExpansionOrder<double> {
   static constexpr double kNear = 3.0;
   static constexpr int kFarTerms = 14;
-  static constexpr int kTaylorTerms = 22;
+  static constexpr int kTaylorTerms = 27;
 };
-constexpr int kMaxTaylorTerms = 22;
-constexpr double kSpread = 0.25; // s: a block's largest (last - first) / tau
+constexpr int kMaxTaylorTerms = 27;
+constexpr double kSpread = 0.5; // s: a block's largest (last - first) / tau
 // Block pairs with fewer pairs than this are evaluated pair by pair: an
 // expansion costs about n^2 operations.
 constexpr int64_t kMinExpansionPairs = 64;
 // Query blocks per parallel task, at least.
 constexpr int64_t kQueryBlocksPerTask = 8;
+// Fewer entries than this are prepared, and fewer queries evaluated, on the
+// calling thread: waking the other threads would cost more.
+constexpr int64_t kMinParallelEntries = 2048;
+
+// Grain of at::parallel_for over `count` units holding `entries` entries:
+// all of them (no parallelism) for small work.
+inline int64_t grain_for(int64_t count, int64_t entries, int64_t grain) {
+  return entries < kMinParallelEntries ? std::max<int64_t>(count, 1) : grain;
+}
 
 using Vec = at::vec::Vectorized<double>;
 constexpr int64_t kLanes = Vec::size();
@@ -135,20 +152,22 @@ inline double lane_sum(const Vec& v) {
   return sum;
 }
 
-// Binomial coefficients C(k, l), k, l < kMaxTaylorTerms, exact in double.
-struct Binomials {
-  double c[kMaxTaylorTerms][kMaxTaylorTerms] = {};
-  Binomials() {
-    for (int k = 0; k < kMaxTaylorTerms; ++k) {
-      c[k][0] = 1;
-      for (int l = 1; l <= k; ++l) {
-        c[k][l] = c[k - 1][l - 1] + (l < k ? c[k - 1][l] : 0.0);
-      }
+// k! and 1 / k!, k <= kMaxTaylorTerms.
+struct Factorials {
+  double value[kMaxTaylorTerms + 1];
+  double inverse[kMaxTaylorTerms + 1];
+  Factorials() {
+    value[0] = 1;
+    for (int k = 1; k <= kMaxTaylorTerms; ++k) {
+      value[k] = value[k - 1] * k;
+    }
+    for (int k = 0; k <= kMaxTaylorTerms; ++k) {
+      inverse[k] = 1.0 / value[k];
     }
   }
 };
-inline const Binomials& binomials() {
-  static const Binomials table;
+inline const Factorials& factorials() {
+  static const Factorials table;
   return table;
 }
 
@@ -182,6 +201,41 @@ struct SortedBlocks {
     }
   }
 };
+
+// Work of sigmoid_sums for these blocks (no arithmetic): block pairs taken
+// by expansions and pairs evaluated directly. For the choice of algorithm.
+struct ExpansionWork {
+  int64_t expansions = 0;
+  int64_t direct_pairs = 0;
+};
+
+inline ExpansionWork expansion_work(const SortedBlocks& sources,
+                                    const SortedBlocks& queries, double inv_tau,
+                                    double near) {
+  ExpansionWork work;
+  int64_t lo = 0;
+  int64_t hi = 0;
+  for (int64_t q = 0; q < queries.count(); ++q) {
+    while (lo < sources.count() &&
+           (sources.top[lo] - queries.bottom[q]) * inv_tau <= -near) {
+      ++lo;
+    }
+    hi = std::max(hi, lo);
+    while (hi < sources.count() &&
+           (sources.bottom[hi] - queries.top[q]) * inv_tau < near) {
+      ++hi;
+    }
+    for (int64_t b = lo; b < hi; ++b) {
+      const int64_t pairs = queries.size(q) * sources.size(b);
+      if (pairs < kMinExpansionPairs) {
+        work.direct_pairs += pairs;
+      } else {
+        ++work.expansions;
+      }
+    }
+  }
+  return work;
+}
 
 // The source side prepared once: per block and weight vector the Taylor
 // moments mu_p (p < n) and the far-field sums
@@ -225,7 +279,7 @@ struct SigmoidSources {
     for (int64_t j = 0; j < n; ++j) {
       xd[j] = double(x[j]);
     }
-    at::parallel_for(0, nb, 64, [&](int64_t begin, int64_t end) {
+    at::parallel_for(0, nb, grain_for(nb, n, 64), [&](int64_t begin, int64_t end) {
       std::vector<double> g;
       std::vector<double> to_top;
       for (int64_t bl = begin; bl < end; ++bl) {
@@ -275,7 +329,7 @@ struct SigmoidSources {
             }
           }
           for (int k = 0; k < kN; ++k) {
-            moments[(bl * nw + v) * kN + k] = lane_sum(mu[k]);
+            moments[(bl * nw + v) * kN + k] = lane_sum(mu[k]) * factorials().inverse[k];
           }
           for (int r = 0; r < kR; ++r) {
             low[(bl * nw + v) * kR + r] = lane_sum(lo[r]);
@@ -377,122 +431,135 @@ void sigmoid_sums(const SigmoidSources<T>& src, const T* u, const SortedBlocks& 
   const SortedBlocks& sb = src.blocks;
   const int64_t nsb = sb.count();
   const int nw = src.nw;
-  const auto& binom = binomials().c;
+  const Factorials& factorial = factorials();
   const int64_t nqb = qblocks.count();
   const int64_t tasks = (nqb + kQueryBlocksPerTask - 1) / kQueryBlocksPerTask;
-  at::parallel_for(0, tasks, 1, [&](int64_t task_begin, int64_t task_end) {
-    std::vector<double> local(nw * kN);
-    std::vector<int64_t> runs; // direct runs of sources [runs[2k], runs[2k + 1])
-    for (int64_t qb = task_begin * kQueryBlocksPerTask;
-         qb < std::min(nqb, task_end * kQueryBlocksPerTask); ++qb) {
-      const double q_bottom = qblocks.bottom[qb];
-      const double q_top = qblocks.top[qb];
-      const double q_centre = qblocks.centre[qb];
-      const int64_t q_size = qblocks.size(qb);
-      // Near source blocks [near_lo, near_hi): not entirely below by D,
-      // not entirely above by D.
-      const int64_t near_lo =
-          std::partition_point(
-              sb.top.begin(), sb.top.end(),
-              [&](double t) { return (t - q_bottom) * inv_tau <= -kD; }) -
-          sb.top.begin();
-      const int64_t near_hi =
-          std::partition_point(sb.bottom.begin(), sb.bottom.end(),
-                               [&](double b) { return (b - q_top) * inv_tau < kD; }) -
-          sb.bottom.begin();
-      // Far-field factors of query i: e^{(top_below - u_i)/tau} =
-      // below e^{-e_i} and e^{(u_i - bottom_above)/tau} = above / e^{-e_i}
-      // (|e_i| <= s / 2: one exp per query).
-      const double below =
-          near_lo > 0 ? std::exp((sb.top[near_lo - 1] - q_centre) * inv_tau) : 0.0;
-      const double above =
-          near_hi < nsb ? std::exp((q_centre - sb.bottom[near_hi]) * inv_tau) : 0.0;
-      std::fill(local.begin(), local.end(), 0.0);
-      runs.clear();
-      for (int64_t b = near_lo; b < std::max(near_lo, near_hi); ++b) {
-        if (q_size * sb.size(b) < kMinExpansionPairs) {
-          if (!runs.empty() && runs.back() == sb.first[b]) {
-            runs.back() = sb.first[b + 1];
-          } else {
-            runs.push_back(sb.first[b]);
-            runs.push_back(sb.first[b + 1]);
-          }
-          continue;
-        }
-        double a[kMaxTaylorTerms];
-        taylor_coefficients<F>((sb.centre[b] - q_centre) * inv_tau, kN, a);
-        for (int v = 0; v < nw; ++v) {
-          const double* mu = &src.moments[(b * nw + v) * kN];
-          double* L = &local[v * kN];
-          for (int l = 0; l < kN; ++l) {
-            double sum = 0;
-            for (int p = 0; p + l < kN; ++p) {
-              sum += binom[p + l][l] * a[p + l] * mu[p];
+  const int64_t m = qblocks.first[nqb];
+  at::parallel_for(
+      0, tasks, grain_for(tasks, m, 1), [&](int64_t task_begin, int64_t task_end) {
+        std::vector<double> local(nw * kN);
+        std::vector<int64_t> runs; // direct runs of sources [runs[2k], runs[2k + 1])
+        for (int64_t qb = task_begin * kQueryBlocksPerTask;
+             qb < std::min(nqb, task_end * kQueryBlocksPerTask); ++qb) {
+          const double q_bottom = qblocks.bottom[qb];
+          const double q_top = qblocks.top[qb];
+          const double q_centre = qblocks.centre[qb];
+          const int64_t q_size = qblocks.size(qb);
+          // Near source blocks [near_lo, near_hi): not entirely below by D,
+          // not entirely above by D.
+          const int64_t near_lo =
+              std::partition_point(
+                  sb.top.begin(), sb.top.end(),
+                  [&](double t) { return (t - q_bottom) * inv_tau <= -kD; }) -
+              sb.top.begin();
+          const int64_t near_hi =
+              std::partition_point(sb.bottom.begin(), sb.bottom.end(),
+                                   [&](double b) { return (b - q_top) * inv_tau < kD; }) -
+              sb.bottom.begin();
+          // Far-field factors of query i: e^{(top_below - u_i)/tau} =
+          // below e^{-e_i} and e^{(u_i - bottom_above)/tau} = above / e^{-e_i}
+          // (|e_i| <= s / 2: one exp per query).
+          const double below =
+              near_lo > 0 ? std::exp((sb.top[near_lo - 1] - q_centre) * inv_tau) : 0.0;
+          const double above =
+              near_hi < nsb ? std::exp((q_centre - sb.bottom[near_hi]) * inv_tau) : 0.0;
+          std::fill(local.begin(), local.end(), 0.0);
+          runs.clear();
+          for (int64_t b = near_lo; b < std::max(near_lo, near_hi); ++b) {
+            if (q_size * sb.size(b) < kMinExpansionPairs) {
+              if (!runs.empty() && runs.back() == sb.first[b]) {
+                runs.back() = sb.first[b + 1];
+              } else {
+                runs.push_back(sb.first[b]);
+                runs.push_back(sb.first[b + 1]);
+              }
+              continue;
             }
-            L[l] += sum;
-          }
-        }
-      }
-      // The queries, kLanes at a time (padding lanes sit at the centre).
-      const int64_t i_end = qblocks.first[qb + 1];
-      for (int64_t i = qblocks.first[qb]; i < i_end; i += kLanes) {
-        const int64_t lanes = std::min<int64_t>(kLanes, i_end - i);
-        double ul[kLanes];
-        for (int64_t l = 0; l < kLanes; ++l) {
-          ul[l] = l < lanes ? double(u[i + l]) : q_centre;
-        }
-        const Vec minus_e = (Vec(q_centre) - Vec::loadu(ul)) * Vec(inv_tau);
-        const Vec offset = minus_e.exp();
-        const Vec below_factor = Vec(below) * offset;
-        const Vec above_factor = Vec(above) / offset;
-        for (int v = 0; v < nw; ++v) {
-          // Local expansion (Horner in -e).
-          const double* L = &local[v * kN];
-          Vec value(L[kN - 1]);
-          for (int l = kN - 2; l >= 0; --l) {
-            value = value * minus_e + Vec(L[l]);
-          }
-          // Far below: sum_r (-1)^(r+1) c_r low_r F^r; above: the mirror
-          // (sigmoid: mass minus the series).
-          Vec series_below(0.0);
-          Vec series_above(0.0);
-          const double* lo =
-              near_lo > 0 ? &src.low[((near_lo - 1) * nw + v) * kR] : nullptr;
-          const double* hi = near_hi < nsb ? &src.high[(near_hi * nw + v) * kR] : nullptr;
-          Vec power_below = below_factor;
-          Vec power_above = above_factor;
-          for (int r = 0; r < kR; ++r) {
-            const double c = (r % 2 == 0 ? 1.0 : -1.0) *
-                             (F == SigmoidFn::kSigmoid ? 1.0 : double(r + 1));
-            if (lo != nullptr) {
-              series_below = series_below + Vec(c * lo[r]) * power_below;
-              power_below = power_below * below_factor;
+            // Derivatives f^(k)(d0) = k! a_k.
+            double a[kMaxTaylorTerms];
+            taylor_coefficients<F>((sb.centre[b] - q_centre) * inv_tau, kN, a);
+            for (int k = 0; k < kN; ++k) {
+              a[k] *= factorial.value[k];
             }
-            if (hi != nullptr) {
-              series_above = series_above + Vec(c * hi[r]) * power_above;
-              power_above = power_above * above_factor;
+            for (int v = 0; v < nw; ++v) {
+              const double* mu = &src.moments[(b * nw + v) * kN];
+              double* L = &local[v * kN];
+              for (int l = 0; l < kN; ++l) {
+                double sum = 0;
+                for (int p = 0; p + l < kN; ++p) {
+                  sum += a[p + l] * mu[p];
+                }
+                L[l] += sum;
+              }
             }
           }
-          if constexpr (F == SigmoidFn::kSigmoid) {
-            value =
-                value + series_below + (Vec(src.mass[near_hi * nw + v]) - series_above);
-          } else {
-            value = value + series_below + series_above;
-          }
-          double values[kLanes];
-          value.store(values);
-          for (int64_t l = 0; l < lanes; ++l) {
-            double direct = 0;
-            for (size_t k = 0; k < runs.size(); k += 2) {
-              direct += direct_sum<F>(src.xd.data(), src.w[v].data(), runs[k],
-                                      runs[k + 1], ul[l], inv_tau);
+          // L_l = (1 / l!) sum_p f^(p+l)(d0) mu_p / p!  (moments are stored / p!).
+          for (int v = 0; v < nw; ++v) {
+            for (int l = 0; l < kN; ++l) {
+              local[v * kN + l] *= factorial.inverse[l];
             }
-            out[(i + l) * nw + v] = values[l] + direct;
+          }
+          // The queries, kLanes at a time (padding lanes sit at the centre).
+          const int64_t i_end = qblocks.first[qb + 1];
+          for (int64_t i = qblocks.first[qb]; i < i_end; i += kLanes) {
+            const int64_t lanes = std::min<int64_t>(kLanes, i_end - i);
+            double ul[kLanes];
+            for (int64_t l = 0; l < kLanes; ++l) {
+              ul[l] = l < lanes ? double(u[i + l]) : q_centre;
+            }
+            const Vec minus_e = (Vec(q_centre) - Vec::loadu(ul)) * Vec(inv_tau);
+            const Vec offset = minus_e.exp();
+            const Vec below_factor = Vec(below) * offset;
+            const Vec above_factor = Vec(above) / offset;
+            for (int v = 0; v < nw; ++v) {
+              // Local expansion (Horner in -e).
+              const double* L = &local[v * kN];
+              Vec value(L[kN - 1]);
+              for (int l = kN - 2; l >= 0; --l) {
+                value = value * minus_e + Vec(L[l]);
+              }
+              // Far below: sum_r (-1)^(r+1) c_r low_r F^r; above: the mirror
+              // (sigmoid: mass minus the series).
+              Vec series_below(0.0);
+              Vec series_above(0.0);
+              const double* lo =
+                  near_lo > 0 ? &src.low[((near_lo - 1) * nw + v) * kR] : nullptr;
+              const double* hi =
+                  near_hi < nsb ? &src.high[(near_hi * nw + v) * kR] : nullptr;
+              Vec power_below = below_factor;
+              Vec power_above = above_factor;
+              for (int r = 0; r < kR; ++r) {
+                const double c = (r % 2 == 0 ? 1.0 : -1.0) *
+                                 (F == SigmoidFn::kSigmoid ? 1.0 : double(r + 1));
+                if (lo != nullptr) {
+                  series_below = series_below + Vec(c * lo[r]) * power_below;
+                  power_below = power_below * below_factor;
+                }
+                if (hi != nullptr) {
+                  series_above = series_above + Vec(c * hi[r]) * power_above;
+                  power_above = power_above * above_factor;
+                }
+              }
+              if constexpr (F == SigmoidFn::kSigmoid) {
+                value = value + series_below +
+                        (Vec(src.mass[near_hi * nw + v]) - series_above);
+              } else {
+                value = value + series_below + series_above;
+              }
+              double values[kLanes];
+              value.store(values);
+              for (int64_t l = 0; l < lanes; ++l) {
+                double direct = 0;
+                for (size_t k = 0; k < runs.size(); k += 2) {
+                  direct += direct_sum<F>(src.xd.data(), src.w[v].data(), runs[k],
+                                          runs[k + 1], ul[l], inv_tau);
+                }
+                out[(i + l) * nw + v] = values[l] + direct;
+              }
+            }
           }
         }
-      }
-    }
-  });
+      });
 }
 
 } // namespace

@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -596,33 +597,75 @@ T reach_of(T inv_tau) {
 }
 
 // ---------------------------------------------------------------------------
-// Crowded windows: block expansions (sigmoid_sums.h), whose cost per anchor
-// does not grow with the number of pairs in its window. Chosen where the
-// windows hold more than kExpansionPairsPerRow pairs per row of the class:
-// above that, the pair-by-pair sweeps cost more than the expansions' work
-// per row (moments, far-field series, local expansions).
+// Crowded windows: block expansions (sigmoid_sums.h), whose cost per row
+// does not grow with the number of pairs in its window. Chosen by estimated
+// cost, in nanoseconds per forward + backward measured on the benchmark's
+// machine (2-core AMD EPYC, AVX2): a window pair costs kWindowPairCost, an
+// expansion (Taylor coefficients and local coefficients of one block pair)
+// kExpansionCost, a pair evaluated directly by the expansions
+// kDirectPairCost, and each row kExpansionRowCost (moments, far-field
+// series, local expansions, in every sum it takes part in). The estimate is
+// a pass over the blocks: no arithmetic. Windows holding at most
+// kExpansionPairsPerRow pairs per row skip it.
+constexpr double kWindowPairCost = 1.3;
+constexpr double kExpansionCost = 5 * 200.0; // five sums, most of them of a pair
+constexpr double kDirectPairCost = 5 * 3.0;
+constexpr double kExpansionRowCost = 100.0;
 constexpr int64_t kExpansionPairsPerRow = 64;
 
-bool use_expansions(const Windows& w, int64_t P, int64_t N) {
-  switch (proxyloss::detail::forced_smooth_ap_algorithm()) {
-    case proxyloss::detail::SmoothAPAlgorithm::kWindows:
-      return false;
-    case proxyloss::detail::SmoothAPAlgorithm::kExpansions:
-      return true;
-    case proxyloss::detail::SmoothAPAlgorithm::kAuto:
-      break;
+struct ClassBlocks {
+  SortedBlocks pos;
+  SortedBlocks neg;
+  template <typename T>
+  ClassBlocks(const T* p, int64_t P, const T* n, int64_t N, double inv_tau)
+      : pos(p, P, inv_tau), neg(n, N, inv_tau) {}
+};
+
+// The class's blocks where the expansions are to be used, else nullopt.
+template <typename T>
+std::optional<ClassBlocks> expansion_blocks(const Windows& w, const T* pos, int64_t P,
+                                            const T* neg, int64_t N, T inv_tau) {
+  using proxyloss::detail::SmoothAPAlgorithm;
+  const SmoothAPAlgorithm forced = proxyloss::detail::forced_smooth_ap_algorithm();
+  const bool automatic = forced == SmoothAPAlgorithm::kAuto;
+  if (forced == SmoothAPAlgorithm::kWindows ||
+      (automatic &&
+       w.positive_pairs() + w.negative_pairs() <= kExpansionPairsPerRow * (P + N))) {
+    return std::nullopt;
   }
-  return w.positive_pairs() + w.negative_pairs() > kExpansionPairsPerRow * (P + N);
+  std::optional<ClassBlocks> blocks(std::in_place, pos, P, neg, N, double(inv_tau));
+  if (automatic) {
+    // Each sum's work once: positives to positives, negatives to positives,
+    // positives to negatives (the backward's columns).
+    const double near = ExpansionOrder<T>::kNear;
+    ExpansionWork work;
+    for (const auto& [sources, queries] : {std::make_pair(&blocks->pos, &blocks->pos),
+                                           std::make_pair(&blocks->neg, &blocks->pos),
+                                           std::make_pair(&blocks->pos, &blocks->neg)}) {
+      const auto part = expansion_work(*sources, *queries, double(inv_tau), near);
+      work.expansions += part.expansions;
+      work.direct_pairs += part.direct_pairs;
+    }
+    const double expansions = kExpansionCost / 3 * double(work.expansions) +
+                              kDirectPairCost / 3 * double(work.direct_pairs) +
+                              kExpansionRowCost * double(P + N);
+    const double windows =
+        kWindowPairCost * double(w.positive_pairs() + w.negative_pairs());
+    if (windows <= expansions) {
+      return std::nullopt;
+    }
+  }
+  return blocks;
 }
 
 // rank_pos = 0.5 + sum_l sigmoid(d(pos_l)) (the l == k term included, as in
 // the header's contract), rank_all = rank_pos + sum_j sigmoid(d(neg_j)).
 template <typename T>
-void forward_expanded(const T* pos, int64_t P, const T* neg, int64_t N, T inv_tau_in,
-                      T* rank_all, T* rank_pos) {
+void forward_expanded(const ClassBlocks& blocks, const T* pos, int64_t P, const T* neg,
+                      int64_t N, T inv_tau_in, T* rank_all, T* rank_pos) {
   const double inv_tau = inv_tau_in;
-  const SortedBlocks pos_blocks(pos, P, inv_tau);
-  const SortedBlocks neg_blocks(neg, N, inv_tau);
+  const SortedBlocks& pos_blocks = blocks.pos;
+  const SortedBlocks& neg_blocks = blocks.neg;
   std::vector<double> in_pos(P);
   std::vector<double> in_neg(P);
   {
@@ -643,11 +686,12 @@ void forward_expanded(const T* pos, int64_t P, const T* neg, int64_t N, T inv_ta
 //   grad_pos[k] = inv_tau (sum_l s'_kl ab_l - ab_k sum_l s'_kl - a_k sum_j s'_kj)
 //   grad_neg[j] = inv_tau sum_k s'_jk a_k
 template <typename T>
-void backward_expanded(const T* pos, int64_t P, const T* neg, int64_t N, T inv_tau_in,
-                       const T* coef_all, const T* coef_pos, T* grad_pos, T* grad_neg) {
+void backward_expanded(const ClassBlocks& blocks, const T* pos, int64_t P, const T* neg,
+                       int64_t N, T inv_tau_in, const T* coef_all, const T* coef_pos,
+                       T* grad_pos, T* grad_neg) {
   const double inv_tau = inv_tau_in;
-  const SortedBlocks pos_blocks(pos, P, inv_tau);
-  const SortedBlocks neg_blocks(neg, N, inv_tau);
+  const SortedBlocks& pos_blocks = blocks.pos;
+  const SortedBlocks& neg_blocks = blocks.neg;
   std::vector<double> pos_terms(2 * P); // [k][ab, 1]
   std::vector<double> neg_terms(P);
   std::vector<double> column(N);
@@ -683,8 +727,8 @@ void forward(const T* pos, int64_t P, const T* neg, int64_t N, T inv_tau, T* ran
              T* rank_pos) {
   const T reach = reach_of(inv_tau);
   const Windows w(pos, P, neg, N, reach, /*negative_columns=*/false);
-  if (use_expansions(w, P, N)) {
-    forward_expanded(pos, P, neg, N, inv_tau, rank_all, rank_pos);
+  if (const auto blocks = expansion_blocks(w, pos, P, neg, N, inv_tau)) {
+    forward_expanded(*blocks, pos, P, neg, N, inv_tau, rank_all, rank_pos);
     return;
   }
   const Tails pos_tails = tails<T>(steps(pos, P, inv_tau), nullptr, P);
@@ -740,8 +784,9 @@ void backward(const T* pos, int64_t P, const T* neg, int64_t N, T inv_tau,
               const T* coef_all, const T* coef_pos, T* grad_pos, T* grad_neg) {
   const T reach = reach_of(inv_tau);
   Windows w(pos, P, neg, N, reach, /*negative_columns=*/false);
-  if (use_expansions(w, P, N)) {
-    backward_expanded(pos, P, neg, N, inv_tau, coef_all, coef_pos, grad_pos, grad_neg);
+  if (const auto blocks = expansion_blocks(w, pos, P, neg, N, inv_tau)) {
+    backward_expanded(*blocks, pos, P, neg, N, inv_tau, coef_all, coef_pos, grad_pos,
+                      grad_neg);
     return;
   }
   w.add_negative_columns(P, N);
