@@ -68,6 +68,14 @@
 // are evaluated directly instead, in double; consecutive such source blocks
 // form one run per query.
 //
+// Rounding. Every step is in double: the far series alternates, but the sum
+// of its terms' magnitudes is at most (1 + e^-D) / (1 - e^-D) < 1.32 times
+// its value, and the near field's coefficients are O(1) (above), so for
+// float the rounding adds ~1e-15 relative to the truncation's 2^-24; for
+// double the result is as exact as a sum in double (as the windows' are).
+// Memory: a double copy of the sources and their weights, and per block and
+// weight vector n + 2 R + 1 doubles: O(M).
+//
 // All arithmetic is in double; centres are (first + last) / 2 and offsets
 // x - c, exact in double for float scores (so huge offsets such as 1e6 with
 // small tau lose nothing beyond one rounding of (x - c) / tau); ties fall in
