@@ -281,6 +281,25 @@ RC_GTEST_PROP(SmoothAPProperties, ValueAndGradientMatchTheDenseOracle, ()) {
                         dtype);
 }
 
+// The fused kernels' two algorithms, each forced on every pool: pair windows
+// with two-term tails, and block expansions (the crowded-window algorithm,
+// src/ops/cpu/kernels/sigmoid_sums.h: near blocks by Taylor expansions or
+// pair by pair, far blocks by the alternating exponential series).
+RC_GTEST_PROP(SmoothAPProperties, BothFusedAlgorithmsMatchTheDenseOracle, ()) {
+  const auto algorithm =
+      *rc::gen::element(proxyloss::detail::SmoothAPAlgorithm::kWindows,
+                        proxyloss::detail::SmoothAPAlgorithm::kExpansions);
+  const proxyloss::detail::ForceSmoothAPAlgorithm forced(algorithm);
+  const UseKernelPath path(
+      *rc::gen::element(KernelPath::Fused, KernelPath::FusedPortable));
+  const auto dtype = gen_dtype();
+  auto data = gen_data();
+  const auto pool = gen_pool(data);
+  const auto scores = pool.scores.to(dtype);
+  check_smooth_ap_close(smooth_ap_op(scores, pool), smooth_ap_oracle(scores, pool),
+                        dtype);
+}
+
 // R+_i <= R_i, so AP is in (0, 1] up to rounding (the device-generic
 // implementation sums R+_i and R_i apart and gives 1 + 1 ulp when every row
 // is a positive); NaN exactly for the classes without a positive.

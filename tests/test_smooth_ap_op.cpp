@@ -467,6 +467,122 @@ TEST_P(SmoothAPOp, SignedZerosAndRepeatedScoresMatchTheOracle) {
   }
 }
 
+// --- Crowded windows: block expansions (src/ops/cpu/kernels/sigmoid_sums.h) ---
+
+// Unseparated scores (positives drawn like negatives: every window crowded),
+// a majority class, from tiny to large temperatures, with ties and with a
+// huge offset (1e6: float32 scores on a 1/16 grid, all tied in blocks): the
+// expansions, forced and as chosen by cost, against the oracle.
+TEST_P(SmoothAPOp, CrowdedWindowsMatchTheOracle) {
+  for (uint64_t seed = 0; seed < 3; ++seed) {
+    torch::manual_seed(seed);
+    const int64_t M = 1000;
+    auto labels = torch::full({M}, -1, torch::kLong);
+    labels.narrow(0, 0, 850).fill_(0); // class 0: 85 %
+    labels.narrow(0, 850, 50).fill_(1);
+    auto scores = torch::randn({M, 2}, torch::kDouble);
+    if (seed == 1) {
+      scores = torch::round(scores * 8) / 8; // heavy ties
+    }
+    if (seed == 2) {
+      scores = scores + 1e6;
+    }
+    for (const double tau : {0.003, 0.05, 0.5, 5.0}) {
+      for (const auto dtype : {torch::kFloat, torch::kDouble}) {
+        const test_support::RandomPool pool{scores.to(dtype), labels, tau};
+        {
+          const proxyloss::detail::ForceSmoothAPAlgorithm forced(
+              proxyloss::detail::SmoothAPAlgorithm::kExpansions);
+          expect_matches_oracle(pool);
+        }
+        expect_matches_oracle(pool);
+      }
+    }
+  }
+}
+
+// At the expansions' error bounds (sigmoid_sums.h): blocks of spread exactly
+// s = tau / 2 on both sides (pairs at |t| = s, the Taylor bound's worst
+// case) at every distance across the near field, and far clusters exactly D
+// temperatures away (d = -D and d = +D, the far series' worst case). tau =
+// 2^-6 and the grid 2^-11 are exact in float. Ranks must hold to float
+// rounding: the AP to 2e-7 relative, as the window tails' test.
+TEST(SmoothAPOpExpansions, PairsAtTheErrorBoundsMatchTheOracle) {
+  const proxyloss::detail::ForceSmoothAPAlgorithm forced(
+      proxyloss::detail::SmoothAPAlgorithm::kExpansions);
+  const double tau = 1.0 / 64;
+  const double grid = tau / 32;
+  const int64_t spread = 16; // grid steps: s tau
+  for (const auto dtype : {torch::kFloat, torch::kDouble}) {
+    const double D = dtype == torch::kFloat ? 2.0 : 3.0;
+    std::vector<double> values;
+    std::vector<int64_t> labels;
+    for (int copy = 0; copy < 16; ++copy) { // positives: one block of spread s
+      values.push_back(0.0);
+      labels.push_back(0);
+      values.push_back(double(spread) * grid);
+      labels.push_back(0);
+    }
+    // Negatives: blocks of spread s from just above the lower far cluster to
+    // just below the upper one, so d0 takes every value across the near field.
+    const auto reach = int64_t(32 * D);
+    for (int64_t g = -reach + spread + 1; g < reach; ++g) {
+      for (int copy = 0; copy < 8; ++copy) {
+        values.push_back(double(g) * grid);
+        labels.push_back(-1);
+      }
+    }
+    for (int copy = 0; copy < 64; ++copy) { // far clusters at d = -D and d = +D
+      values.push_back(-D * tau);
+      labels.push_back(-1);
+      values.push_back(D * tau + double(spread) * grid);
+      labels.push_back(-1);
+    }
+    const auto scores = torch::tensor(values, torch::kDouble)
+                            .reshape({int64_t(values.size()), 1})
+                            .to(dtype);
+    const auto y = torch::tensor(labels, torch::kLong);
+    auto x = scores.clone().requires_grad_(true);
+    auto x_ref = scores.to(torch::kDouble).requires_grad_(true);
+    const auto got = proxyloss::ops::smooth_ap(x, y, tau);
+    const auto want = oracle::op_ap(x_ref, y, tau);
+    const double rel = dtype == torch::kFloat ? 2e-7 : 1e-14;
+    EXPECT_NEAR(got.item<double>(), want.item<double>(), rel * want.item<double>())
+        << dtype;
+    got.sum().backward();
+    want.sum().backward();
+    EXPECT_LE(max_abs_diff(x.grad(), x_ref.grad()),
+              (dtype == torch::kFloat ? 1e-6 : 1e-13) * max_abs(x_ref.grad()))
+        << dtype;
+  }
+}
+
+// The expansions evaluate every query on its own: the result does not depend
+// on the thread count.
+TEST(SmoothAPOpExpansions, ResultsDoNotDependOnTheThreadCount) {
+  const proxyloss::detail::ForceSmoothAPAlgorithm forced(
+      proxyloss::detail::SmoothAPAlgorithm::kExpansions);
+  torch::manual_seed(5);
+  const int64_t M = 20000;
+  const auto scores = torch::randn({M, 1}, torch::kFloat);
+  auto labels = torch::full({M}, -1, torch::kLong);
+  labels.narrow(0, 0, M / 20).fill_(0);
+  auto run = [&] {
+    auto x = scores.clone().requires_grad_(true);
+    const auto ap = proxyloss::ops::smooth_ap(x, labels, 0.05);
+    ap.sum().backward();
+    return std::make_pair(ap.detach(), x.grad());
+  };
+  const int threads = at::get_num_threads();
+  at::set_num_threads(1);
+  const auto one = run();
+  at::set_num_threads(std::max(2, threads));
+  const auto many = run();
+  at::set_num_threads(threads);
+  EXPECT_TRUE(torch::equal(one.first, many.first));
+  EXPECT_TRUE(torch::equal(one.second, many.second));
+}
+
 PROXYLOSS_INSTANTIATE_KERNEL_PATHS(SmoothAPOp);
 
 // The CPU forward saves each class's sort order for its backward; a backward

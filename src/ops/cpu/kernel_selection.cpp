@@ -11,6 +11,8 @@ namespace {
 
 std::atomic<int> generic_guards{0};
 std::atomic<int> default_capability_guards{0};
+std::atomic<detail::SmoothAPAlgorithm> smooth_ap_algorithm{
+    detail::SmoothAPAlgorithm::kAuto};
 
 bool avx2_usable() {
 #if defined(PROXYLOSS_HAVE_AVX2_KERNELS) && (defined(__x86_64__) || defined(__i386__))
@@ -46,6 +48,16 @@ ForceDefaultCpuCapability::ForceDefaultCpuCapability() {
 }
 ForceDefaultCpuCapability::~ForceDefaultCpuCapability() {
   --default_capability_guards;
+}
+
+ForceSmoothAPAlgorithm::ForceSmoothAPAlgorithm(SmoothAPAlgorithm algorithm)
+    : previous_(smooth_ap_algorithm.exchange(algorithm)) {}
+ForceSmoothAPAlgorithm::~ForceSmoothAPAlgorithm() {
+  smooth_ap_algorithm.store(previous_);
+}
+
+SmoothAPAlgorithm forced_smooth_ap_algorithm() {
+  return smooth_ap_algorithm.load();
 }
 
 bool generic_kernels_forced() {

@@ -31,6 +31,26 @@ class ForceDefaultCpuCapability {
 
 bool generic_kernels_forced();
 
+// The two algorithms of the fused Smooth-AP kernels (smooth_ap_kernel.h):
+// pair windows with two-term tails, or block expansions for crowded windows.
+// kAuto picks by estimated cost per class.
+enum class SmoothAPAlgorithm { kAuto, kWindows, kExpansions };
+
+// While alive, the fused Smooth-AP kernels use `algorithm` for every class
+// (the innermost guard wins). Process-wide.
+class ForceSmoothAPAlgorithm {
+ public:
+  explicit ForceSmoothAPAlgorithm(SmoothAPAlgorithm algorithm);
+  ~ForceSmoothAPAlgorithm();
+  ForceSmoothAPAlgorithm(const ForceSmoothAPAlgorithm&) = delete;
+  ForceSmoothAPAlgorithm& operator=(const ForceSmoothAPAlgorithm&) = delete;
+
+ private:
+  SmoothAPAlgorithm previous_;
+};
+
+SmoothAPAlgorithm forced_smooth_ap_algorithm();
+
 // "AVX2" or "DEFAULT": the CPU kernel build the next op call will use.
 std::string active_cpu_capability();
 

@@ -5,7 +5,9 @@
 // selects at::vec's implementation and names the namespace below, so the two
 // copies never collide.
 #include "ops/cpu/kernels/smooth_ap_kernel.h"
+#include "ops/cpu/kernel_selection.h"
 #include "ops/cpu/kernels/per_capability.h"
+#include "ops/cpu/kernels/sigmoid_sums.h"
 
 #include <ATen/Parallel.h>
 #include <ATen/cpu/vec/functional.h>
@@ -14,6 +16,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -513,20 +516,24 @@ struct Windows {
       pp_hi[i] = k;
     }
     if (negative_columns) {
-      np_lo.resize(N);
-      np_hi.resize(N);
-      int64_t a = 0;
-      int64_t b = 0;
-      for (int64_t j = 0; j < N; ++j) {
-        while (a < P && pn_hi[a] <= j) {
-          ++a;
-        }
-        while (b < P && pn_lo[b] <= j) {
-          ++b;
-        }
-        np_lo[j] = a;
-        np_hi[j] = b;
+      add_negative_columns(P, N);
+    }
+  }
+
+  void add_negative_columns(int64_t P, int64_t N) {
+    np_lo.resize(N);
+    np_hi.resize(N);
+    int64_t a = 0;
+    int64_t b = 0;
+    for (int64_t j = 0; j < N; ++j) {
+      while (a < P && pn_hi[a] <= j) {
+        ++a;
       }
+      while (b < P && pn_lo[b] <= j) {
+        ++b;
+      }
+      np_lo[j] = a;
+      np_hi[j] = b;
     }
   }
 
@@ -589,6 +596,128 @@ T reach_of(T inv_tau) {
   return static_cast<T>(kWindow<T> / double(inv_tau));
 }
 
+// ---------------------------------------------------------------------------
+// Crowded windows: block expansions (sigmoid_sums.h), whose cost per row
+// does not grow with the number of pairs in its window. Chosen by estimated
+// cost, in nanoseconds per forward + backward measured on the benchmark's
+// machine (2-core AMD EPYC, AVX2): a window pair costs kWindowPairCost, an
+// expansion (Taylor coefficients and local coefficients of one block pair)
+// kExpansionCost, a pair evaluated directly by the expansions
+// kDirectPairCost, and each row kExpansionRowCost (moments, far-field
+// series, local expansions, in every sum it takes part in). The estimate is
+// a pass over the blocks: no arithmetic. Windows holding at most
+// kExpansionPairsPerRow pairs per row skip it.
+constexpr double kWindowPairCost = 1.3;
+constexpr double kExpansionCost = 5 * 200.0; // five sums, most of them of a pair
+constexpr double kDirectPairCost = 5 * 3.0;
+constexpr double kExpansionRowCost = 100.0;
+constexpr int64_t kExpansionPairsPerRow = 64;
+
+struct ClassBlocks {
+  SortedBlocks pos;
+  SortedBlocks neg;
+  template <typename T>
+  ClassBlocks(const T* p, int64_t P, const T* n, int64_t N, double inv_tau)
+      : pos(p, P, inv_tau), neg(n, N, inv_tau) {}
+};
+
+// The class's blocks where the expansions are to be used, else nullopt.
+template <typename T>
+std::optional<ClassBlocks> expansion_blocks(const Windows& w, const T* pos, int64_t P,
+                                            const T* neg, int64_t N, T inv_tau) {
+  using proxyloss::detail::SmoothAPAlgorithm;
+  const SmoothAPAlgorithm forced = proxyloss::detail::forced_smooth_ap_algorithm();
+  const bool automatic = forced == SmoothAPAlgorithm::kAuto;
+  if (forced == SmoothAPAlgorithm::kWindows ||
+      (automatic &&
+       w.positive_pairs() + w.negative_pairs() <= kExpansionPairsPerRow * (P + N))) {
+    return std::nullopt;
+  }
+  std::optional<ClassBlocks> blocks(std::in_place, pos, P, neg, N, double(inv_tau));
+  if (automatic) {
+    // Each sum's work once: positives to positives, negatives to positives,
+    // positives to negatives (the backward's columns).
+    const double near = ExpansionOrder<T>::kNear;
+    ExpansionWork work;
+    for (const auto& [sources, queries] : {std::make_pair(&blocks->pos, &blocks->pos),
+                                           std::make_pair(&blocks->neg, &blocks->pos),
+                                           std::make_pair(&blocks->pos, &blocks->neg)}) {
+      const auto part = expansion_work(*sources, *queries, double(inv_tau), near);
+      work.expansions += part.expansions;
+      work.direct_pairs += part.direct_pairs;
+    }
+    const double expansions = kExpansionCost / 3 * double(work.expansions) +
+                              kDirectPairCost / 3 * double(work.direct_pairs) +
+                              kExpansionRowCost * double(P + N);
+    const double windows =
+        kWindowPairCost * double(w.positive_pairs() + w.negative_pairs());
+    if (windows <= expansions) {
+      return std::nullopt;
+    }
+  }
+  return blocks;
+}
+
+// rank_pos = 0.5 + sum_l sigmoid(d(pos_l)) (the l == k term included, as in
+// the header's contract), rank_all = rank_pos + sum_j sigmoid(d(neg_j)).
+template <typename T>
+void forward_expanded(const ClassBlocks& blocks, const T* pos, int64_t P, const T* neg,
+                      int64_t N, T inv_tau_in, T* rank_all, T* rank_pos) {
+  const double inv_tau = inv_tau_in;
+  const SortedBlocks& pos_blocks = blocks.pos;
+  const SortedBlocks& neg_blocks = blocks.neg;
+  std::vector<double> in_pos(P);
+  std::vector<double> in_neg(P);
+  {
+    const SigmoidSources<T> src(pos_blocks, pos, {nullptr}, inv_tau);
+    sigmoid_sums<SigmoidFn::kSigmoid>(src, pos, pos_blocks, inv_tau, in_pos.data());
+  }
+  {
+    const SigmoidSources<T> src(neg_blocks, neg, {nullptr}, inv_tau);
+    sigmoid_sums<SigmoidFn::kSigmoid>(src, pos, pos_blocks, inv_tau, in_neg.data());
+  }
+  for (int64_t k = 0; k < P; ++k) {
+    rank_pos[k] = static_cast<T>(0.5 + in_pos[k]);
+    rank_all[k] = static_cast<T>(0.5 + in_pos[k] + in_neg[k]);
+  }
+}
+
+// The header's backward formulas, each sum over a whole side:
+//   grad_pos[k] = inv_tau (sum_l s'_kl ab_l - ab_k sum_l s'_kl - a_k sum_j s'_kj)
+//   grad_neg[j] = inv_tau sum_k s'_jk a_k
+template <typename T>
+void backward_expanded(const ClassBlocks& blocks, const T* pos, int64_t P, const T* neg,
+                       int64_t N, T inv_tau_in, const T* coef_all, const T* coef_pos,
+                       T* grad_pos, T* grad_neg) {
+  const double inv_tau = inv_tau_in;
+  const SortedBlocks& pos_blocks = blocks.pos;
+  const SortedBlocks& neg_blocks = blocks.neg;
+  std::vector<double> pos_terms(2 * P); // [k][ab, 1]
+  std::vector<double> neg_terms(P);
+  std::vector<double> column(N);
+  {
+    const SigmoidSources<T> src(pos_blocks, pos, {coef_pos, nullptr}, inv_tau);
+    sigmoid_sums<SigmoidFn::kSigmoidGrad>(src, pos, pos_blocks, inv_tau,
+                                          pos_terms.data());
+  }
+  {
+    const SigmoidSources<T> src(neg_blocks, neg, {nullptr}, inv_tau);
+    sigmoid_sums<SigmoidFn::kSigmoidGrad>(src, pos, pos_blocks, inv_tau,
+                                          neg_terms.data());
+  }
+  {
+    const SigmoidSources<T> src(pos_blocks, pos, {coef_all}, inv_tau);
+    sigmoid_sums<SigmoidFn::kSigmoidGrad>(src, neg, neg_blocks, inv_tau, column.data());
+  }
+  for (int64_t k = 0; k < P; ++k) {
+    const double in_pos = pos_terms[2 * k] - double(coef_pos[k]) * pos_terms[2 * k + 1];
+    grad_pos[k] = static_cast<T>(inv_tau * (in_pos - double(coef_all[k]) * neg_terms[k]));
+  }
+  for (int64_t j = 0; j < N; ++j) {
+    grad_neg[j] = static_cast<T>(inv_tau * column[j]);
+  }
+}
+
 // rank_pos[k] = 1 + (positive rows [pp_lo, k)) + (positive columns
 // (k, pp_hi)) + tails (the l == k term, sigmoid(0) = 0.5, is the header's
 // 0.5 offset: 0.5 + 0.5 = 1); rank_all[k] adds the negatives' window and
@@ -598,6 +727,10 @@ void forward(const T* pos, int64_t P, const T* neg, int64_t N, T inv_tau, T* ran
              T* rank_pos) {
   const T reach = reach_of(inv_tau);
   const Windows w(pos, P, neg, N, reach, /*negative_columns=*/false);
+  if (const auto blocks = expansion_blocks(w, pos, P, neg, N, inv_tau)) {
+    forward_expanded(*blocks, pos, P, neg, N, inv_tau, rank_all, rank_pos);
+    return;
+  }
   const Tails pos_tails = tails<T>(steps(pos, P, inv_tau), nullptr, P);
   const Tails neg_tails = tails<T>(steps(neg, N, inv_tau), nullptr, N);
   const SortedSide<T> pos_side(pos, P, inv_tau, w.positive_pairs());
@@ -650,7 +783,13 @@ template <typename T>
 void backward(const T* pos, int64_t P, const T* neg, int64_t N, T inv_tau,
               const T* coef_all, const T* coef_pos, T* grad_pos, T* grad_neg) {
   const T reach = reach_of(inv_tau);
-  const Windows w(pos, P, neg, N, reach, /*negative_columns=*/true);
+  Windows w(pos, P, neg, N, reach, /*negative_columns=*/false);
+  if (const auto blocks = expansion_blocks(w, pos, P, neg, N, inv_tau)) {
+    backward_expanded(*blocks, pos, P, neg, N, inv_tau, coef_all, coef_pos, grad_pos,
+                      grad_neg);
+    return;
+  }
+  w.add_negative_columns(P, N);
   const auto pos_steps = steps(pos, P, inv_tau);
   const Tails pos_tails = tails<T>(pos_steps, nullptr, P);
   const Tails pos_tails_ab = tails(pos_steps, coef_pos, P);

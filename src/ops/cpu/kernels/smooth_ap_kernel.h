@@ -37,6 +37,19 @@
 // T over at most 65 per SIMD lane before each addition in double, keeping
 // ~1e-7 relative error (float) on sums of any length.
 //
+// Crowded windows. Where the windows hold many pairs per row (unseparated
+// scores, an untrained model; or a large tau) and the sorted scores are
+// dense, a class is evaluated instead by block expansions (sigmoid_sums.h):
+// the near field of each block of anchors (|d| < 2 in float, 3 in double)
+// by Taylor expansions about block centres, the rest by the alternating
+// exponential series summed over re-centred block prefix sums, at O(1)
+// cost per row and per pair of nearby blocks, exact to the format's rounding
+// (bounds proved in that header). Which algorithm a class gets is decided by
+// an estimate of both costs from the windows and the blocks (no arithmetic);
+// detail::ForceSmoothAPAlgorithm (ops/cpu/kernel_selection.h) forces one for
+// tests. The expansions evaluate every row on its own, so their results do
+// not depend on the thread count at all.
+//
 // The source file is compiled once per CPU capability (DEFAULT, AVX2), each
 // copy in its own namespace; `cpu_capability.h` picks one at run time.
 #pragma once
