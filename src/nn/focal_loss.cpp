@@ -6,6 +6,7 @@
 #include "common/input_checks.h"
 #include "common/optional_tensor.h"
 #include "common/reduction.h"
+#include "distributed/gather_batch.h"
 #include "nn/naming_the_loss.h"
 #include "ops/module_losses.h"
 #include "proxyloss/ops.h"
@@ -60,6 +61,18 @@ torch::Tensor softmax_focal_op(const torch::Tensor& logits, const torch::Tensor&
       common::defined_or_nullopt(sample_weight));
 }
 
+// Every rank's (logits, targets, sample_weight) over `group`.
+std::tuple<torch::Tensor, torch::Tensor, torch::Tensor> gather_focal_batch(
+    const ProcessGroupPtr& group, const std::string& loss,
+    const distributed_impl::OptionList& agreed, const torch::Tensor& logits,
+    const torch::Tensor& targets, const torch::Tensor& sample_weight) {
+  const auto batch = distributed_impl::gather_batch(
+      group, loss, agreed,
+      {{"logits", logits}, {"targets", targets}, {"sample_weight", sample_weight}},
+      c10::nullopt, /*shared_seed=*/false);
+  return {batch.tensors[0], batch.tensors[1], batch.tensors[2]};
+}
+
 } // namespace
 
 std::string focal_reduction_name(const focal_reduction_t& reduction) {
@@ -93,9 +106,21 @@ void SigmoidFocalLossImpl::pretty_print(std::ostream& stream) const {
          << ", reduction=" << reduction_name(options.reduction()) << ")";
 }
 
-torch::Tensor SigmoidFocalLossImpl::forward(const torch::Tensor& logits,
-                                            const torch::Tensor& targets,
-                                            const torch::Tensor& sample_weight) {
+torch::Tensor SigmoidFocalLossImpl::forward(const torch::Tensor& local_logits,
+                                            const torch::Tensor& local_targets,
+                                            const torch::Tensor& local_sample_weight) {
+  torch::Tensor logits = local_logits;
+  torch::Tensor targets = local_targets;
+  torch::Tensor sample_weight = local_sample_weight;
+  if (gathers()) {
+    distributed_impl::OptionList agreed;
+    agreed.add("alpha", options.alpha())
+        .add("gamma", options.gamma())
+        .add("reduction", reduction_name(options.reduction()));
+    std::tie(logits, targets, sample_weight) =
+        gather_focal_batch(process_group(), "SigmoidFocalLoss", agreed, logits, targets,
+                           sample_weight);
+  }
   // The op checks the options again: they may have been edited since reset().
   return nn_impl::naming_the_loss("SigmoidFocalLoss", [&] {
     return sigmoid_focal_op(logits, targets, options, sample_weight);
@@ -123,9 +148,24 @@ void SoftmaxFocalLossImpl::pretty_print(std::ostream& stream) const {
          << ", background_class=" << options.background_class() << ")";
 }
 
-torch::Tensor SoftmaxFocalLossImpl::forward(const torch::Tensor& logits,
-                                            const torch::Tensor& targets,
-                                            const torch::Tensor& sample_weight) {
+torch::Tensor SoftmaxFocalLossImpl::forward(const torch::Tensor& local_logits,
+                                            const torch::Tensor& local_targets,
+                                            const torch::Tensor& local_sample_weight) {
+  torch::Tensor logits = local_logits;
+  torch::Tensor targets = local_targets;
+  torch::Tensor sample_weight = local_sample_weight;
+  if (gathers()) {
+    distributed_impl::OptionList agreed;
+    agreed.add_values("alpha", options.alpha())
+        .add("gamma", options.gamma())
+        .add("reduction", focal_reduction_name(options.reduction()))
+        .add("label_smoothing", options.label_smoothing())
+        .add("ignore_index", options.ignore_index())
+        .add("background_class", options.background_class());
+    std::tie(logits, targets, sample_weight) =
+        gather_focal_batch(process_group(), "SoftmaxFocalLoss", agreed, logits, targets,
+                           sample_weight);
+  }
   // The op checks the options again: they may have been edited since reset().
   return nn_impl::naming_the_loss("SoftmaxFocalLoss", [&] {
     return softmax_focal_op(logits, targets, options, sample_weight);
