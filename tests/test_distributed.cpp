@@ -22,8 +22,8 @@
 #include "proxyloss/proxyloss.h"
 
 #include <ATen/CPUGeneratorImpl.h>
-#include <torch/csrc/distributed/c10d/FileStore.hpp>
 #include <torch/torch.h>
+#include <torch/csrc/distributed/c10d/FileStore.hpp>
 
 #include <gtest/gtest.h>
 
@@ -72,7 +72,8 @@ bool is_rank(Rank& me, std::chrono::milliseconds timeout = std::chrono::seconds(
   me.world = std::atoi(std::getenv("PROXYLOSS_TEST_WORLD"));
   me.folder = std::getenv("PROXYLOSS_TEST_FOLDER");
   torch::set_num_threads(1);
-  auto store = c10::make_intrusive<c10d::FileStore>(file_in(me.folder, "store"), me.world);
+  auto store =
+      c10::make_intrusive<c10d::FileStore>(file_in(me.folder, "store"), me.world);
   me.group = proxyloss::compat::make_gloo_process_group(store, me.rank, me.world, timeout,
                                                         "127.0.0.1");
   return true;
@@ -109,9 +110,9 @@ std::string run_ranks(int world) {
     std::string filter_arg = filter;
     std::vector<char*> argv = {program.data(), filter_arg.data(), nullptr};
     pid_t child = 0;
-    EXPECT_EQ(posix_spawn(&child, "/proc/self/exe", nullptr, nullptr, argv.data(),
-                          envp.data()),
-              0);
+    EXPECT_EQ(
+        posix_spawn(&child, "/proc/self/exe", nullptr, nullptr, argv.data(), envp.data()),
+        0);
     children.push_back(child);
   }
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(5);
@@ -151,7 +152,8 @@ bool bitwise_equal(const torch::Tensor& a, const torch::Tensor& b) {
   if (!a.is_floating_point()) {
     return torch::equal(a, b);
   }
-  return torch::equal(a.isnan(), b.isnan()) && torch::equal(a.nan_to_num(0), b.nan_to_num(0));
+  return torch::equal(a.isnan(), b.isnan()) &&
+         torch::equal(a.nan_to_num(0), b.nan_to_num(0));
 }
 
 // What the parent checks: every rank wrote the same tensors.
@@ -196,13 +198,13 @@ std::vector<Case> cases() {
   return {
       {"SmoothAPLoss", Kind::Ranking, f64,
        [](const ProcessGroupPtr& g) {
-         return with_group(SmoothAPLoss(SmoothAPLossOptions(C).queue_size(12).temperature(0.1)),
-                           g);
+         return with_group(
+             SmoothAPLoss(SmoothAPLossOptions(C).queue_size(12).temperature(0.1)), g);
        }},
       {"SmoothAPLoss-float32", Kind::Ranking, torch::kFloat,
        [](const ProcessGroupPtr& g) {
-         return with_group(SmoothAPLoss(SmoothAPLossOptions(C).queue_size(7).temperature(0.2)),
-                           g);
+         return with_group(
+             SmoothAPLoss(SmoothAPLossOptions(C).queue_size(7).temperature(0.2)), g);
        }},
       {"RecallAtQuantileLoss", Kind::Ranking, f64,
        [](const ProcessGroupPtr& g) {
@@ -238,8 +240,8 @@ std::vector<Case> cases() {
        }},
       {"SigmoidFocalLoss", Kind::Sigmoid, f64,
        [](const ProcessGroupPtr& g) {
-         return with_group(SigmoidFocalLoss(SigmoidFocalLossOptions().alpha(0.25).gamma(2.0)),
-                           g);
+         return with_group(
+             SigmoidFocalLoss(SigmoidFocalLossOptions().alpha(0.25).gamma(2.0)), g);
        }},
       {"SoftmaxFocalLoss-mean", Kind::Softmax, f64,
        [](const ProcessGroupPtr& g) {
@@ -261,7 +263,8 @@ std::vector<Case> cases() {
       {"SoftmaxFocalLoss-none", Kind::Softmax, f64,
        [](const ProcessGroupPtr& g) {
          return with_group(
-             SoftmaxFocalLoss(SoftmaxFocalLossOptions().gamma(2.0).reduction(torch::kNone)),
+             SoftmaxFocalLoss(
+                 SoftmaxFocalLossOptions().gamma(2.0).reduction(torch::kNone)),
              g);
        }},
       {"LossWarmupWrapper", Kind::Wrapper, f64,
@@ -322,8 +325,9 @@ std::vector<Batch> step_data(size_t case_index, size_t step, int world, Kind kin
       b.targets = no_positive ? torch::zeros({n, C}, f64)
                               : torch::one_hot(ids, C).to(torch::kDouble);
     } else {
-      auto labels = no_positive ? torch::full({n}, kind == Kind::Ranking ? 2 : 0, torch::kLong)
-                                : ids;
+      auto labels = no_positive
+                        ? torch::full({n}, kind == Kind::Ranking ? 2 : 0, torch::kLong)
+                        : ids;
       const auto ignored = at::rand({n}, generator, f64).lt(0.2);
       b.targets = labels.masked_fill(ignored, kIgnore);
     }
@@ -342,8 +346,8 @@ std::vector<Batch> step_data(size_t case_index, size_t step, int world, Kind kin
 // The loss of one batch; iid_mask goes to PAUCAtBudgetLoss only (the only
 // C++ loss that takes it).
 torch::Tensor call(Loss& loss, const torch::Tensor& logits, const Batch& b) {
-  if (b.iid.defined() &&
-      dynamic_cast<proxyloss::PAUCAtBudgetLossImpl*>(loss.module.ptr().get()) != nullptr) {
+  if (b.iid.defined() && dynamic_cast<proxyloss::PAUCAtBudgetLossImpl*>(
+                             loss.module.ptr().get()) != nullptr) {
     return loss.module.forward(logits, b.targets, b.weight, b.iid);
   }
   if (b.weight.defined()) {
@@ -386,9 +390,9 @@ void train_case(const Rank& me, size_t case_index, const Case& c,
     const auto batches = step_data(case_index, step, me.world, c.kind, c.dtype);
     const auto& mine = batches[me.rank];
     const bool training = kSteps[step].train;
-    for (torch::nn::Module* module :
-         std::vector<torch::nn::Module*>{model.ptr().get(), reference_model.ptr().get(),
-                                         loss.module.ptr().get(), reference.module.ptr().get()}) {
+    for (torch::nn::Module* module : std::vector<torch::nn::Module*>{
+             model.ptr().get(), reference_model.ptr().get(), loss.module.ptr().get(),
+             reference.module.ptr().get()}) {
       module->train(training);
     }
     if (c.kind == Kind::Wrapper && training) {
@@ -419,10 +423,12 @@ void train_case(const Rank& me, size_t case_index, const Case& c,
     EXPECT_TRUE(bitwise_equal(got.detach(), want.detach()))
         << "loss " << got << " != " << want;
     shared.push_back(got.detach());
-    if (auto* pauc = dynamic_cast<proxyloss::PAUCAtBudgetLossImpl*>(loss.module.ptr().get())) {
+    if (auto* pauc =
+            dynamic_cast<proxyloss::PAUCAtBudgetLossImpl*>(loss.module.ptr().get())) {
       const auto& d = pauc->last_diagnostics();
-      const auto& w = dynamic_cast<proxyloss::PAUCAtBudgetLossImpl&>(*reference.module.ptr())
-                          .last_diagnostics();
+      const auto& w =
+          dynamic_cast<proxyloss::PAUCAtBudgetLossImpl&>(*reference.module.ptr())
+              .last_diagnostics();
       EXPECT_TRUE(bitwise_equal(d.t_alpha, w.t_alpha));
       EXPECT_TRUE(bitwise_equal(d.tau_eff, w.tau_eff));
       EXPECT_TRUE(bitwise_equal(d.band_neg_count, w.band_neg_count));
@@ -444,7 +450,8 @@ void train_case(const Rank& me, size_t case_index, const Case& c,
         EXPECT_LE((gradient - expected).abs().max().item<double>(),
                   tolerance * (1 + expected.abs().max().item<double>()))
             << "gradient " << i << ": " << gradient << " != " << expected;
-        EXPECT_GT(gradient.abs().sum().item<double>(), 0) << "gradient " << i << " is zero";
+        EXPECT_GT(gradient.abs().sum().item<double>(), 0)
+            << "gradient " << i << " is zero";
         torch::NoGradGuard no_grad;
         params[i].sub_(gradient * 0.5); // SGD, the same on every rank
       }
@@ -482,24 +489,22 @@ void train_every_case(const Rank& me) {
   save_tensors(me, shared);
 }
 
-TEST(Distributed, EveryLossOnTwoRanksIsTheSingleProcessLossOfTheConcatenation) {
+// The parent starts `world` ranks and compares what they wrote; a rank trains.
+void train_on_ranks(int world) {
   Rank me;
   if (is_rank(me)) {
     train_every_case(me);
     return;
   }
-  const auto folder = run_ranks(2);
-  expect_the_same_on_every_rank(folder, 2);
+  expect_the_same_on_every_rank(run_ranks(world), world);
+}
+
+TEST(Distributed, EveryLossOnTwoRanksIsTheSingleProcessLossOfTheConcatenation) {
+  train_on_ranks(2);
 }
 
 TEST(Distributed, EveryLossOnThreeRanksIsTheSingleProcessLossOfTheConcatenation) {
-  Rank me;
-  if (is_rank(me)) {
-    train_every_case(me);
-    return;
-  }
-  const auto folder = run_ranks(3);
-  expect_the_same_on_every_rank(folder, 3);
+  train_on_ranks(3);
 }
 
 // --- faults: every rank throws the same error ---------------------------------------
@@ -544,8 +549,9 @@ std::vector<Fault> faults() {
       {"num_classes",
        {"num_classes differs: rank 0 has 3, rank 1 has 4"},
        [](const Rank& me) {
-         grouped(RecallAtQuantileLoss(RecallAtQuantileLossOptions(C + me.rank).quantile(0.3)),
-                 me)(own_logits(me.rank, 4, C + me.rank), own_labels());
+         grouped(
+             RecallAtQuantileLoss(RecallAtQuantileLossOptions(C + me.rank).quantile(0.3)),
+             me)(own_logits(me.rank, 4, C + me.rank), own_labels());
        }},
       {"reduction",
        {"reduction differs: rank 0 has kMean, rank 1 has kSum"},
@@ -554,7 +560,8 @@ std::vector<Fault> faults() {
          if (me.rank > 0) {
            options.reduction(torch::kSum);
          }
-         grouped(PAUCAtBudgetLoss(options), me)->forward(own_logits(me.rank), own_labels());
+         grouped(PAUCAtBudgetLoss(options), me)
+             ->forward(own_logits(me.rank), own_labels());
        }},
       {"focal alpha",
        {"alpha differs: rank 0 has (1, 1, 1), rank 1 has (1, 1, 2)"},
@@ -573,9 +580,9 @@ std::vector<Fault> faults() {
       {"focal sample_weight on one rank",
        {"sample_weight differs: rank 0 passes None, rank 1 passes float32 [N, 1]"},
        [](const Rank& me) {
-         grouped(SigmoidFocalLoss(), me)(own_logits(me.rank),
-                                         torch::one_hot(own_labels(), C).to(torch::kFloat),
-                                         me.rank == 1 ? torch::ones({4, 1}) : torch::Tensor());
+         grouped(SigmoidFocalLoss(), me)(
+             own_logits(me.rank), torch::one_hot(own_labels(), C).to(torch::kFloat),
+             me.rank == 1 ? torch::ones({4, 1}) : torch::Tensor());
        }},
       {"iid_mask on one rank",
        {"iid_mask differs: rank 0 passes bool [N], rank 1 passes None"},
@@ -610,7 +617,8 @@ std::vector<Fault> faults() {
          loss(own_logits(me.rank), own_labels());
        }},
       {"train and eval",
-       {"queue updated (training or update_queue_in_eval) differs: rank 0 has true, rank 1 "
+       {"queue updated (training or update_queue_in_eval) differs: rank 0 has true, rank "
+        "1 "
         "has false"},
        [](const Rank& me) {
          auto loss = grouped(SmoothAPLoss(SmoothAPLossOptions(C).queue_size(8)), me);
@@ -643,11 +651,11 @@ TEST(Distributed, RanksThatDisagreeThrowTheSameErrorOnEveryRank) {
     }
     auto pauc = grouped(
         proxyloss::PAUCAtBudgetLoss(proxyloss::PAUCAtBudgetLossOptions(C).beta(0.5)), me);
-    const auto got =
-        pauc->forward(logits[me.rank],
-                      me.rank == 0 ? labels[0].reshape({-1, 1}) : labels[me.rank], {},
-                      me.rank == 1 ? iids[1].to(torch::kByte) : iids[me.rank]);
-    proxyloss::PAUCAtBudgetLoss reference(proxyloss::PAUCAtBudgetLossOptions(C).beta(0.5));
+    const auto got = pauc->forward(
+        logits[me.rank], me.rank == 0 ? labels[0].reshape({-1, 1}) : labels[me.rank], {},
+        me.rank == 1 ? iids[1].to(torch::kByte) : iids[me.rank]);
+    proxyloss::PAUCAtBudgetLoss reference(
+        proxyloss::PAUCAtBudgetLossOptions(C).beta(0.5));
     const auto want =
         reference->forward(torch::cat(logits), torch::cat(labels), {}, torch::cat(iids));
     EXPECT_TRUE(bitwise_equal(got, want)) << got << " != " << want;
@@ -726,14 +734,15 @@ TEST(Distributed, AOneRankGroupOrNoGroupComputesThisBatch) {
   name.push_back('\0');
   ASSERT_NE(mkdtemp(name.data()), nullptr);
   auto store = c10::make_intrusive<c10d::FileStore>(file_in(name.data(), "store"), 1);
-  auto group = proxyloss::compat::make_gloo_process_group(store, 0, 1, std::chrono::seconds(10),
-                                                          "127.0.0.1");
+  auto group = proxyloss::compat::make_gloo_process_group(
+      store, 0, 1, std::chrono::seconds(10), "127.0.0.1");
   proxyloss::PAUCAtBudgetLoss alone(proxyloss::PAUCAtBudgetLossOptions(C).beta(0.5));
   proxyloss::PAUCAtBudgetLoss one_rank(proxyloss::PAUCAtBudgetLossOptions(C).beta(0.5));
   one_rank->set_process_group(group);
   EXPECT_EQ(one_rank->process_group().get(), group.get());
   const auto logits = own_logits(0, 6);
-  EXPECT_TRUE(bitwise_equal(one_rank(logits, own_labels(6)), alone(logits, own_labels(6))));
+  EXPECT_TRUE(
+      bitwise_equal(one_rank(logits, own_labels(6)), alone(logits, own_labels(6))));
   // The wrapper hands its group to the main loss.
   proxyloss::SmoothAPLoss main(C);
   proxyloss::LossWarmupWrapper wrapper(torch::nn::CrossEntropyLoss(), main);
@@ -744,7 +753,8 @@ TEST(Distributed, AOneRankGroupOrNoGroupComputesThisBatch) {
                                      torch::nn::CrossEntropyLoss()};
   EXPECT_THROW(plain->set_process_group(group), c10::Error);
   // A clone shares the group.
-  auto copy = std::dynamic_pointer_cast<proxyloss::PAUCAtBudgetLossImpl>(one_rank->clone());
+  auto copy =
+      std::dynamic_pointer_cast<proxyloss::PAUCAtBudgetLossImpl>(one_rank->clone());
   EXPECT_EQ(copy->process_group().get(), group.get());
 }
 

@@ -30,10 +30,9 @@ namespace compat {
 // to ("127.0.0.1" for ranks on one machine); empty: Gloo's default device
 // (this machine's hostname). In LibTorch 1.13 c10d::ProcessGroupGloo is a
 // ProcessGroup; in 2.x it is a c10d::Backend, which a ProcessGroup wraps.
-inline ProcessGroupPtr make_gloo_process_group(const c10::intrusive_ptr<c10d::Store>& store,
-                                               int rank, int size,
-                                               std::chrono::milliseconds timeout,
-                                               const std::string& hostname = "") {
+inline ProcessGroupPtr make_gloo_process_group(
+    const c10::intrusive_ptr<c10d::Store>& store, int rank, int size,
+    std::chrono::milliseconds timeout, const std::string& hostname = "") {
   auto options = c10d::ProcessGroupGloo::Options::create(timeout);
   options->devices.push_back(
       hostname.empty() ? c10d::ProcessGroupGloo::createDefaultDevice()

@@ -69,8 +69,6 @@ class DistributedLoss {
   // ranks on its copy of the loss.
   virtual void set_process_group(const ProcessGroupPtr& group);
   const ProcessGroupPtr& process_group() const;
-
- protected:
   // Whether forward gathers: a group of more than one rank is set.
   bool gathers() const;
 

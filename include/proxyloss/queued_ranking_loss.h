@@ -151,7 +151,8 @@ class QueuedRankingLoss : public torch::nn::Cloneable<Derived>,
   // The global batch over process_group() (gathers() is true): logits,
   // targets, sample_weight, iid_mask and the subsampling seed the ranks
   // agreed on (with max_pool_size).
-  std::tuple<torch::Tensor, torch::Tensor, torch::Tensor, torch::Tensor, optional<int64_t>>
+  std::tuple<torch::Tensor, torch::Tensor, torch::Tensor, torch::Tensor,
+             optional<int64_t>>
   gather(const torch::Tensor& logits, const torch::Tensor& targets,
          const torch::Tensor& sample_weight, const torch::Tensor& iid_mask,
          bool updates_queue) const;

@@ -30,8 +30,9 @@ void DistributedLoss::set_process_group(const ProcessGroupPtr& group) {
 #if PROXYLOSS_HAVE_C10D
   group_ = group;
 #else
-  TORCH_CHECK(!group, "set_process_group: this build of proxyloss has no c10d support "
-                      "(PROXYLOSS_DISTRIBUTED was off: LibTorch's c10d headers were not found)");
+  TORCH_CHECK(!group,
+              "set_process_group: this build of proxyloss has no c10d support "
+              "(PROXYLOSS_DISTRIBUTED was off: LibTorch's c10d headers were not found)");
 #endif
 }
 

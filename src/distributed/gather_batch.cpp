@@ -73,8 +73,9 @@ namespace {
 // The concatenation of every rank's rows, this rank's being `local`; its
 // backward is gathered_rows_backward.
 struct GatheredRowsFunction : public torch::autograd::Function<GatheredRowsFunction> {
-  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& local,
-                            int64_t rank, const std::vector<at::Tensor>& others) {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx,
+                            const at::Tensor& local, int64_t rank,
+                            const std::vector<at::Tensor>& others) {
     std::vector<at::Tensor> pieces(others.begin(), others.begin() + rank);
     int64_t start = 0;
     for (const auto& piece : pieces) {
@@ -109,7 +110,8 @@ std::string malformed(const std::vector<BatchTensor>& tensors) {
   }
   for (size_t i = 1; i < tensors.size(); ++i) {
     const auto& tensor = tensors[i].tensor;
-    if (tensor.defined() && (tensor.dim() == 0 || tensor.size(0) != first.tensor.size(0))) {
+    if (tensor.defined() &&
+        (tensor.dim() == 0 || tensor.size(0) != first.tensor.size(0))) {
       std::ostringstream why;
       why << tensors[i].label << " has ";
       if (tensor.dim() == 0) {
@@ -134,9 +136,10 @@ std::string describe(const at::Tensor& tensor) {
   std::ostringstream text;
   std::string dtype = c10::toString(tensor.scalar_type());
   static const std::map<std::string, std::string> python_names = {
-      {"Float", "float32"}, {"Double", "float64"}, {"Half", "float16"},
-      {"BFloat16", "bfloat16"}, {"Long", "int64"}, {"Int", "int32"},
-      {"Short", "int16"}, {"Char", "int8"}, {"Byte", "uint8"}, {"Bool", "bool"}};
+      {"Float", "float32"},     {"Double", "float64"}, {"Half", "float16"},
+      {"BFloat16", "bfloat16"}, {"Long", "int64"},     {"Int", "int32"},
+      {"Short", "int16"},       {"Char", "int8"},      {"Byte", "uint8"},
+      {"Bool", "bool"}};
   const auto found = python_names.find(dtype);
   text << (found == python_names.end() ? dtype : found->second) << " [N";
   for (int64_t d = 1; d < tensor.dim(); ++d) {
@@ -185,7 +188,8 @@ Description decode(const std::string& text, size_t tensor_count) {
   description.why = records[0];
   for (size_t i = 1; i < records.size(); ++i) {
     const size_t split = records[i].find(kFieldSeparator);
-    auto entry = std::make_pair(records[i].substr(0, split), records[i].substr(split + 1));
+    auto entry =
+        std::make_pair(records[i].substr(0, split), records[i].substr(split + 1));
     if (i + tensor_count >= records.size()) {
       description.tensors.push_back(std::move(entry));
     } else {
@@ -214,11 +218,10 @@ int64_t checksum(const std::vector<at::Tensor>& buffers) {
   for (size_t k = 0; k < buffers.size(); ++k) {
     const auto& buffer = buffers[k];
     const auto rows = buffer.detach().reshape({buffer.size(0), -1});
-    const auto words =
-        rows.element_size() == 1 ? rows.to(at::kShort) : rows.contiguous().view(at::kShort);
+    const auto words = rows.element_size() == 1 ? rows.to(at::kShort)
+                                                : rows.contiguous().view(at::kShort);
     const auto sums = words.sum(1, /*keepdim=*/false, at::kLong);
-    const auto place =
-        at::arange(sums.numel(), sums.options()).remainder(65521).add(1);
+    const auto place = at::arange(sums.numel(), sums.options()).remainder(65521).add(1);
     const auto term = sums.mul(place).sum().mul(static_cast<int64_t>(k + 1));
     total = total.defined() ? total.add(term) : term;
   }
@@ -363,7 +366,8 @@ at::Tensor gather_rows(c10d::ProcessGroup& group, const at::Tensor& tensor,
 } // namespace
 
 GatheredBatch gather_batch(const ProcessGroupPtr& group_ptr, const std::string& loss,
-                           const OptionList& options, const std::vector<BatchTensor>& tensors,
+                           const OptionList& options,
+                           const std::vector<BatchTensor>& tensors,
                            const optional<QueueState>& queue, bool shared_seed) {
 #if PROXYLOSS_HAVE_C10D
   TORCH_INTERNAL_ASSERT(group_ptr && !tensors.empty());
@@ -382,9 +386,9 @@ GatheredBatch gather_batch(const ProcessGroupPtr& group_ptr, const std::string& 
   header[kMalformed] = why.empty() ? 0 : 1;
   header[kDigest] = digest(loss + encode("", options, tensors));
   if (shared_seed) {
-    header[kSeed] =
-        at::randint(0, int64_t(1) << 62, {1}, at::TensorOptions().dtype(at::kLong).device(device))
-            .item<int64_t>();
+    header[kSeed] = at::randint(0, int64_t(1) << 62, {1},
+                                at::TensorOptions().dtype(at::kLong).device(device))
+                        .item<int64_t>();
   }
   if (queue.has_value()) {
     header[kPointer] = queue->ptr.reshape({-1})[0].item<int64_t>();
@@ -411,19 +415,20 @@ GatheredBatch gather_batch(const ProcessGroupPtr& group_ptr, const std::string& 
         pointers += (r ? ", rank " : "rank ") + std::to_string(r) + ": " +
                     std::to_string(table[r][kPointer]);
       }
-      TORCH_CHECK(false, loss, ": the queues' write pointers differ across ranks (",
-                  pointers,
-                  "): the queues have diverged (e.g. reset_queue() or torch::load on some "
-                  "ranks only), so the ranks would rank different pools (process_group)");
+      TORCH_CHECK(
+          false, loss, ": the queues' write pointers differ across ranks (", pointers,
+          "): the queues have diverged (e.g. reset_queue() or torch::load on some "
+          "ranks only), so the ranks would rank different pools (process_group)");
     }
   }
   for (const auto& row : table) {
-    TORCH_CHECK(row[kChecksum] == table[0][kChecksum], loss,
-                ": the queues' contents differ across ranks (their checksums differ): the "
-                "queues have diverged (e.g. the loss ran before its process group was set, "
-                "or torch::load ran on some ranks only), so the ranks would rank different "
-                "pools (process_group); reset_queue() on every rank, or load the same state "
-                "on every rank");
+    TORCH_CHECK(
+        row[kChecksum] == table[0][kChecksum], loss,
+        ": the queues' contents differ across ranks (their checksums differ): the "
+        "queues have diverged (e.g. the loss ran before its process group was set, "
+        "or torch::load ran on some ranks only), so the ranks would rank different "
+        "pools (process_group); reset_queue() on every rank, or load the same state "
+        "on every rank");
   }
   std::vector<int64_t> counts;
   for (const auto& row : table) {

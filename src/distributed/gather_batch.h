@@ -25,7 +25,7 @@ class OptionList {
  public:
   OptionList& add(const std::string& name, const std::string& value);
   OptionList& add(const std::string& name, const char* value);
-  OptionList& add(const std::string& name, double value);  // shortest round trip
+  OptionList& add(const std::string& name, double value); // shortest round trip
   OptionList& add(const std::string& name, int64_t value);
   OptionList& add(const std::string& name, bool value);
   OptionList& add(const std::string& name, const optional<int64_t>& value); // None
@@ -71,7 +71,8 @@ struct GatheredBatch {
 // rank draws a seed from the default generator of the logits' device and
 // rank 0's is returned. Errors of the group propagate.
 GatheredBatch gather_batch(const ProcessGroupPtr& group, const std::string& loss,
-                           const OptionList& options, const std::vector<BatchTensor>& tensors,
+                           const OptionList& options,
+                           const std::vector<BatchTensor>& tensors,
                            const optional<QueueState>& queue, bool shared_seed);
 
 // Where this rank's rows lie in the gathered logits.

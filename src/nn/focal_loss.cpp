@@ -13,6 +13,7 @@
 
 #include <ostream>
 #include <string>
+#include <vector>
 
 namespace proxyloss {
 namespace {
@@ -61,16 +62,45 @@ torch::Tensor softmax_focal_op(const torch::Tensor& logits, const torch::Tensor&
       common::defined_or_nullopt(sample_weight));
 }
 
-// Every rank's (logits, targets, sample_weight) over `group`.
-std::tuple<torch::Tensor, torch::Tensor, torch::Tensor> gather_focal_batch(
-    const ProcessGroupPtr& group, const std::string& loss,
-    const distributed_impl::OptionList& agreed, const torch::Tensor& logits,
-    const torch::Tensor& targets, const torch::Tensor& sample_weight) {
-  const auto batch = distributed_impl::gather_batch(
-      group, loss, agreed,
-      {{"logits", logits}, {"targets", targets}, {"sample_weight", sample_weight}},
-      c10::nullopt, /*shared_seed=*/false);
-  return {batch.tensors[0], batch.tensors[1], batch.tensors[2]};
+// What the ranks of a process group must agree on.
+distributed_impl::OptionList agreed_options(const SigmoidFocalLossOptions& options) {
+  distributed_impl::OptionList agreed;
+  agreed.add("alpha", options.alpha())
+      .add("gamma", options.gamma())
+      .add("reduction", reduction_name(options.reduction()));
+  return agreed;
+}
+
+distributed_impl::OptionList agreed_options(const SoftmaxFocalLossOptions& options) {
+  distributed_impl::OptionList agreed;
+  agreed.add_values("alpha", options.alpha())
+      .add("gamma", options.gamma())
+      .add("reduction", focal_reduction_name(options.reduction()))
+      .add("label_smoothing", options.label_smoothing())
+      .add("ignore_index", options.ignore_index())
+      .add("background_class", options.background_class());
+  return agreed;
+}
+
+// A focal module's forward: `op` on this batch, or on every rank's batch
+// when the loss gathers over a process group.
+template <typename Options, typename Op>
+torch::Tensor focal_forward(const DistributedLoss& loss, const char* name,
+                            const Options& options, Op op, const torch::Tensor& logits,
+                            const torch::Tensor& targets,
+                            const torch::Tensor& sample_weight) {
+  std::vector<torch::Tensor> batch = {logits, targets, sample_weight};
+  if (loss.gathers()) {
+    batch =
+        distributed_impl::gather_batch(
+            loss.process_group(), name, agreed_options(options),
+            {{"logits", logits}, {"targets", targets}, {"sample_weight", sample_weight}},
+            c10::nullopt, /*shared_seed=*/false)
+            .tensors;
+  }
+  // The op checks the options again: they may have been edited since reset().
+  return nn_impl::naming_the_loss(
+      name, [&] { return op(batch[0], batch[1], options, batch[2]); });
 }
 
 } // namespace
@@ -106,25 +136,11 @@ void SigmoidFocalLossImpl::pretty_print(std::ostream& stream) const {
          << ", reduction=" << reduction_name(options.reduction()) << ")";
 }
 
-torch::Tensor SigmoidFocalLossImpl::forward(const torch::Tensor& local_logits,
-                                            const torch::Tensor& local_targets,
-                                            const torch::Tensor& local_sample_weight) {
-  torch::Tensor logits = local_logits;
-  torch::Tensor targets = local_targets;
-  torch::Tensor sample_weight = local_sample_weight;
-  if (gathers()) {
-    distributed_impl::OptionList agreed;
-    agreed.add("alpha", options.alpha())
-        .add("gamma", options.gamma())
-        .add("reduction", reduction_name(options.reduction()));
-    std::tie(logits, targets, sample_weight) =
-        gather_focal_batch(process_group(), "SigmoidFocalLoss", agreed, logits, targets,
-                           sample_weight);
-  }
-  // The op checks the options again: they may have been edited since reset().
-  return nn_impl::naming_the_loss("SigmoidFocalLoss", [&] {
-    return sigmoid_focal_op(logits, targets, options, sample_weight);
-  });
+torch::Tensor SigmoidFocalLossImpl::forward(const torch::Tensor& logits,
+                                            const torch::Tensor& targets,
+                                            const torch::Tensor& sample_weight) {
+  return focal_forward(*this, "SigmoidFocalLoss", options, sigmoid_focal_op, logits,
+                       targets, sample_weight);
 }
 
 // --- SoftmaxFocalLoss ------------------------------------------------------------
@@ -148,28 +164,11 @@ void SoftmaxFocalLossImpl::pretty_print(std::ostream& stream) const {
          << ", background_class=" << options.background_class() << ")";
 }
 
-torch::Tensor SoftmaxFocalLossImpl::forward(const torch::Tensor& local_logits,
-                                            const torch::Tensor& local_targets,
-                                            const torch::Tensor& local_sample_weight) {
-  torch::Tensor logits = local_logits;
-  torch::Tensor targets = local_targets;
-  torch::Tensor sample_weight = local_sample_weight;
-  if (gathers()) {
-    distributed_impl::OptionList agreed;
-    agreed.add_values("alpha", options.alpha())
-        .add("gamma", options.gamma())
-        .add("reduction", focal_reduction_name(options.reduction()))
-        .add("label_smoothing", options.label_smoothing())
-        .add("ignore_index", options.ignore_index())
-        .add("background_class", options.background_class());
-    std::tie(logits, targets, sample_weight) =
-        gather_focal_batch(process_group(), "SoftmaxFocalLoss", agreed, logits, targets,
-                           sample_weight);
-  }
-  // The op checks the options again: they may have been edited since reset().
-  return nn_impl::naming_the_loss("SoftmaxFocalLoss", [&] {
-    return softmax_focal_op(logits, targets, options, sample_weight);
-  });
+torch::Tensor SoftmaxFocalLossImpl::forward(const torch::Tensor& logits,
+                                            const torch::Tensor& targets,
+                                            const torch::Tensor& sample_weight) {
+  return focal_forward(*this, "SoftmaxFocalLoss", options, softmax_focal_op, logits,
+                       targets, sample_weight);
 }
 
 // --- functional forms ------------------------------------------------------------

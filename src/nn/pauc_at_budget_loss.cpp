@@ -68,14 +68,13 @@ RankingLossResult PAUCAtBudgetLossImpl::call_op(const torch::Tensor& logits,
       options.temperature(), common::reduction_string(options.reduction()),
       options.ignore_index(), options.quantile_interpolation(), options.max_pool_size(),
       inputs.sample_weight, inputs.queue_weight, inputs.iid_mask, inputs.queue_iid);
-  last_diagnostics_ = {
-      std::get<4>(result),
-      std::get<5>(result),
-      std::get<6>(result),
-      std::get<7>(result),
-      std::get<8>(result),
-      positives_in_batch(inputs.local_targets.value_or(targets), options.num_classes(),
-                         options.ignore_index())};
+  last_diagnostics_ = {std::get<4>(result),
+                       std::get<5>(result),
+                       std::get<6>(result),
+                       std::get<7>(result),
+                       std::get<8>(result),
+                       positives_in_batch(inputs.local_targets.value_or(targets),
+                                          options.num_classes(), options.ignore_index())};
   const auto degenerate = std::get<10>(result).to(torch::kCPU);
   if (!warned_.degenerate && degenerate.any().item<bool>()) {
     warned_.degenerate = true;

@@ -198,8 +198,8 @@ QueuedRankingLoss<Derived, Options>::step(const torch::Tensor& local_logits,
   torch::Tensor iid_mask = local_iid_mask;
   optional<int64_t> seed;
   if (this->gathers()) {
-    std::tie(logits, targets, sample_weight, iid_mask, seed) = gather(
-        local_logits, local_targets, local_sample_weight, local_iid_mask, update);
+    std::tie(logits, targets, sample_weight, iid_mask, seed) =
+        gather(local_logits, local_targets, local_sample_weight, local_iid_mask, update);
   }
   RankingStepInputs inputs;
   if (has_queue) {

@@ -28,7 +28,8 @@ RankingLossResult RecallAtQuantileLossImpl::call_op(
 
 void RecallAtQuantileLossImpl::describe_extra_options(
     distributed_impl::OptionList& agreed) const {
-  agreed.add("quantile", options.quantile()).add("interpolation", options.interpolation());
+  agreed.add("quantile", options.quantile())
+      .add("interpolation", options.interpolation());
 }
 
 void RecallAtQuantileLossImpl::print_extra_options(std::ostream& stream) const {
