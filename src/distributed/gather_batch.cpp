@@ -243,18 +243,21 @@ std::vector<at::Tensor> all_gather(c10d::ProcessGroup& group, const at::Tensor& 
 }
 
 // Every rank gathers every rank's description and throws the same error.
+// (The tensors travel on `device`, the logits': NCCL moves device tensors.)
 [[noreturn]] void throw_disagreement(c10d::ProcessGroup& group, const std::string& loss,
-                                     const std::string& mine, size_t tensor_count) {
+                                     const std::string& mine, size_t tensor_count,
+                                     c10::Device device) {
   const auto length = at::tensor({static_cast<int64_t>(mine.size())}, at::kLong);
   int64_t longest = 0;
-  for (const auto& theirs : all_gather(group, length)) {
+  for (const auto& theirs : all_gather(group, length.to(device))) {
     longest = std::max(longest, theirs.item<int64_t>());
   }
   auto bytes = at::zeros({longest + 1}, at::kByte);
   std::copy(mine.begin(), mine.end(), bytes.data_ptr<uint8_t>());
   std::vector<Description> everyone;
-  for (const auto& theirs : all_gather(group, bytes)) {
-    const auto* data = reinterpret_cast<const char*>(theirs.data_ptr<uint8_t>());
+  for (const auto& theirs : all_gather(group, bytes.to(device))) {
+    const auto host = theirs.to(at::kCPU);
+    const auto* data = reinterpret_cast<const char*>(host.data_ptr<uint8_t>());
     everyone.push_back(decode(std::string(data), tensor_count));
   }
   std::vector<std::string> problems;
@@ -406,7 +409,7 @@ GatheredBatch gather_batch(const ProcessGroupPtr& group_ptr, const std::string& 
     disagree = disagree || row[kMalformed] != 0 || row[kDigest] != table[0][kDigest];
   }
   if (disagree) {
-    throw_disagreement(group, loss, mine, tensors.size());
+    throw_disagreement(group, loss, mine, tensors.size(), device);
   }
   for (const auto& row : table) {
     if (row[kPointer] != table[0][kPointer]) {
