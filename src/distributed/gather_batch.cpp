@@ -458,12 +458,15 @@ GatheredBatch gather_batch(const ProcessGroupPtr& group_ptr, const std::string& 
 // --- the seeded generator --------------------------------------------------------
 
 SeededDefaultGenerator::SeededDefaultGenerator(const optional<int64_t>& seed,
-                                               c10::Device device)
-    : device_(device) {
-  if (!seed.has_value() || (device.type() != c10::kCPU && device.type() != c10::kCUDA)) {
+                                               const at::Tensor& logits) {
+  if (!seed.has_value()) {
+    return;
+  }
+  device_ = logits.device();
+  if (device_.type() != c10::kCPU && device_.type() != c10::kCUDA) {
     return; // no default generator we know of: the op draws as it would
   }
-  auto generator = at::globalContext().defaultGenerator(device);
+  auto generator = at::globalContext().defaultGenerator(device_);
   std::lock_guard<std::mutex> lock(generator.mutex());
   state_ = generator.get_state();
   generator.set_current_seed(static_cast<uint64_t>(*seed));

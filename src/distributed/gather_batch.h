@@ -88,18 +88,19 @@ struct GatheredRows {
 // single-process gradient on the concatenated batch.
 at::Tensor gathered_rows_backward(const GatheredRows& where, const at::Tensor& grad);
 
-// Seeds the default generator of `device` with `seed` while it is alive (when
-// `seed` is given), and restores its state after.
+// Seeds the default generator of the device of `logits` with `seed` while it
+// is alive (when `seed` is given; otherwise it does nothing, and `logits` may
+// be undefined), and restores its state after.
 class SeededDefaultGenerator {
  public:
-  SeededDefaultGenerator(const optional<int64_t>& seed, c10::Device device);
+  SeededDefaultGenerator(const optional<int64_t>& seed, const at::Tensor& logits);
   ~SeededDefaultGenerator();
   SeededDefaultGenerator(const SeededDefaultGenerator&) = delete;
   SeededDefaultGenerator& operator=(const SeededDefaultGenerator&) = delete;
 
  private:
   bool active_ = false;
-  c10::Device device_;
+  c10::Device device_ = c10::kCPU;
   at::Tensor state_;
 };
 

@@ -224,7 +224,7 @@ QueuedRankingLoss<Derived, Options>::step(const torch::Tensor& local_logits,
   torch::Tensor events;
   {
     // With max_pool_size the ranks subsample with the seed they agreed on.
-    const distributed_impl::SeededDefaultGenerator seeded(seed, logits.device());
+    const distributed_impl::SeededDefaultGenerator seeded(seed, logits);
     std::tie(loss, per_class, valid, events) = nn_impl::naming_the_loss(
         Derived::kName,
         [&] { return static_cast<Derived&>(*this).call_op(logits, targets, inputs); });
