@@ -12,6 +12,7 @@ fi
 packages=(
   build-essential cmake     # compiler (with the ASan/UBSan runtimes) and build system
   libtorch-dev              # LibTorch 1.13 (CPU)
+  libgloo-dev               # Gloo's headers, for c10d Gloo process groups (test_distributed)
   libsleef-dev              # SLEEF, for the AVX2 build of the CPU kernels
   libgtest-dev              # GoogleTest
   librapidcheck-dev         # rapidcheck, for the property-based tests

@@ -30,6 +30,7 @@
 #pragma once
 
 #include "proxyloss/compat.h"
+#include "proxyloss/distributed.h"
 #include "proxyloss/reduction.h"
 #include "proxyloss/sample_weighted_loss.h"
 
@@ -98,8 +99,14 @@ struct SigmoidFocalLossOptions {
   TORCH_ARG(reduction_t, reduction) = torch::kMean;
 };
 
+// Handed a process group of more than one rank (set_process_group,
+// proxyloss/distributed.h), either loss computes the loss of every rank's rows
+// concatenated in rank order (targets and sample_weight with their rows), so
+// that mean and kMeanPositive normalise over the global batch; none returns
+// the global batch's rows.
 class SigmoidFocalLossImpl : public torch::nn::Cloneable<SigmoidFocalLossImpl>,
-                             public SampleWeightedLoss {
+                             public SampleWeightedLoss,
+                             public DistributedLoss {
  public:
   explicit SigmoidFocalLossImpl(SigmoidFocalLossOptions options = {});
 
@@ -150,7 +157,8 @@ struct SoftmaxFocalLossOptions {
 };
 
 class SoftmaxFocalLossImpl : public torch::nn::Cloneable<SoftmaxFocalLossImpl>,
-                             public SampleWeightedLoss {
+                             public SampleWeightedLoss,
+                             public DistributedLoss {
  public:
   explicit SoftmaxFocalLossImpl(SoftmaxFocalLossOptions options = {});
 

@@ -25,9 +25,18 @@
 // names to look for (the Python wrapper inspects the signature for a
 // `sample_weight` parameter instead). An undefined sample_weight calls both
 // losses with two arguments, exactly as without it.
+//
+// Across processes the wrapper gathers nothing itself: set_process_group
+// hands the group to the main loss (which must implement
+// proxyloss::DistributedLoss), and the warmup loss gathers only if it was
+// given a group of its own (e.g. a SoftmaxFocalLoss); a torch loss as the
+// warmup loss (torch::nn::CrossEntropyLoss) computes each rank's own batch.
+// Every rank must drive the schedule alike (the same hook calls), or the
+// ranks' temperatures differ and the main loss throws.
 #pragma once
 
 #include "proxyloss/compat.h"
+#include "proxyloss/distributed.h"
 #include "proxyloss/per_class_loss.h"
 #include "proxyloss/ranking_loss_control.h"
 #include "proxyloss/sample_weighted_loss.h"
@@ -61,7 +70,8 @@ struct LossWarmupWrapperOptions {
 };
 
 class LossWarmupWrapperImpl : public torch::nn::Cloneable<LossWarmupWrapperImpl>,
-                              public SampleWeightedLoss {
+                              public SampleWeightedLoss,
+                              public DistributedLoss {
  public:
   // `warmup_loss` and `main_loss` are called as forward(logits, targets), or
   // with a third argument, sample_weight (see the header comment).
@@ -101,6 +111,10 @@ class LossWarmupWrapperImpl : public torch::nn::Cloneable<LossWarmupWrapperImpl>
   }
   // The main loss's temperature, or nullopt when it has no RankingLossControl.
   optional<double> current_temperature() const;
+
+  // Hands `group` to the main loss (a c10::Error unless it implements
+  // proxyloss::DistributedLoss); the warmup loss keeps its own.
+  void set_process_group(const ProcessGroupPtr& group) override;
 
   // sample_weight: undefined (no weights), or the per-sample weights the
   // losses take, passed as described in the header comment; the blend is of

@@ -73,7 +73,8 @@ struct PAUCAtBudgetLossOptions {
 // positives of each one's unweighted contribution to pAUC) in the compute
 // dtype, NaN for invalid classes; band_neg_count (the iid negatives in
 // [t_beta, t_alpha], int64, 0 for invalid classes); grad_pos_count (this
-// batch's non-ignored positives, int64).
+// batch's non-ignored positives, int64; this rank's own when the batch is
+// gathered over a process group).
 struct PAUCDiagnostics {
   torch::Tensor t_alpha;
   torch::Tensor t_beta;
@@ -110,6 +111,7 @@ class PAUCAtBudgetLossImpl
   // The hooks of QueuedRankingLoss.
   void check_extra_options() const;
   void print_extra_options(std::ostream& stream) const;
+  void describe_extra_options(distributed_impl::OptionList& options) const;
   RankingLossResult call_op(const torch::Tensor& logits, const torch::Tensor& targets,
                             const RankingStepInputs& inputs);
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "proxyloss/compat.h"
+#include "proxyloss/distributed.h"
 #include "proxyloss/fair_loss.h"
 #include "proxyloss/fair_loss_op.h"
 #include "proxyloss/focal_loss.h"

@@ -10,11 +10,19 @@
 //   static constexpr bool kQueuesIid;                    // keeps queue_iid
 //   void check_extra_options() const;                   // its own options
 //   void print_extra_options(std::ostream&) const;       // after num_classes
+//   // its own options, which the ranks of a process group must agree on
+//   void describe_extra_options(distributed_impl::OptionList&) const;
 //   RankingLossResult call_op(logits, targets, const RankingStepInputs&);
 // The member definitions are compiled into the library for the three losses.
+//
+// Handed a process group (set_process_group, include/proxyloss/distributed.h)
+// of more than one rank, forward computes the loss of every rank's batch
+// concatenated in rank order (sample_weight and iid_mask with their rows) and
+// queues that global batch on every rank.
 #pragma once
 
 #include "proxyloss/compat.h"
+#include "proxyloss/distributed.h"
 #include "proxyloss/per_class_loss.h"
 #include "proxyloss/ranking_loss_control.h"
 #include "proxyloss/sample_weighted_loss.h"
@@ -28,6 +36,10 @@
 #include <tuple>
 
 namespace proxyloss {
+
+namespace distributed_impl {
+class OptionList;
+} // namespace distributed_impl
 
 // (loss, per_class [C], valid [C] bool, events [4] bool), as the ranking ops
 // return it.
@@ -45,6 +57,9 @@ struct RankingStepInputs {
   optional<torch::Tensor> queue_iid;
   optional<torch::Tensor> sample_weight;
   optional<torch::Tensor> iid_mask;
+  // This rank's own targets when the batch was gathered across a process
+  // group (the op gets the global batch); nullopt otherwise.
+  optional<torch::Tensor> local_targets;
 };
 
 // Which once-per-instance warnings a ranking loss has issued.
@@ -59,7 +74,8 @@ template <typename Derived, typename Options>
 class QueuedRankingLoss : public torch::nn::Cloneable<Derived>,
                           public RankingLossControl,
                           public PerClassLoss,
-                          public SampleWeightedLoss {
+                          public SampleWeightedLoss,
+                          public DistributedLoss {
  public:
   explicit QueuedRankingLoss(Options options);
 
@@ -132,6 +148,14 @@ class QueuedRankingLoss : public torch::nn::Cloneable<Derived>,
 
  private:
   void check_options() const;
+  // The global batch over process_group() (gathers() is true): logits,
+  // targets, sample_weight, iid_mask and the subsampling seed the ranks
+  // agreed on (with max_pool_size).
+  std::tuple<torch::Tensor, torch::Tensor, torch::Tensor, torch::Tensor,
+             optional<int64_t>>
+  gather(const torch::Tensor& logits, const torch::Tensor& targets,
+         const torch::Tensor& sample_weight, const torch::Tensor& iid_mask,
+         bool updates_queue) const;
 
   // What the queue buffers were built for (reset() rebuilds them).
   int64_t built_num_classes_ = 0;

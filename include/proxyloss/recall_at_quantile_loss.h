@@ -54,6 +54,7 @@ class RecallAtQuantileLossImpl
   // interpolation name are checked with the other options.
   void check_extra_options() const;
   void print_extra_options(std::ostream& stream) const;
+  void describe_extra_options(distributed_impl::OptionList& options) const;
   RankingLossResult call_op(const torch::Tensor& logits, const torch::Tensor& targets,
                             const RankingStepInputs& inputs) const;
 };

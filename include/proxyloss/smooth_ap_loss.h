@@ -50,6 +50,7 @@ class SmoothAPLossImpl : public QueuedRankingLoss<SmoothAPLossImpl, SmoothAPLoss
   // The hooks of QueuedRankingLoss.
   void check_extra_options() const {}
   void print_extra_options(std::ostream& /*stream*/) const {}
+  void describe_extra_options(distributed_impl::OptionList& /*options*/) const {}
   RankingLossResult call_op(const torch::Tensor& logits, const torch::Tensor& targets,
                             const RankingStepInputs& inputs) const;
 };

@@ -6,12 +6,14 @@
 #include "common/input_checks.h"
 #include "common/optional_tensor.h"
 #include "common/reduction.h"
+#include "distributed/gather_batch.h"
 #include "nn/naming_the_loss.h"
 #include "ops/module_losses.h"
 #include "proxyloss/ops.h"
 
 #include <ostream>
 #include <string>
+#include <vector>
 
 namespace proxyloss {
 namespace {
@@ -60,6 +62,47 @@ torch::Tensor softmax_focal_op(const torch::Tensor& logits, const torch::Tensor&
       common::defined_or_nullopt(sample_weight));
 }
 
+// What the ranks of a process group must agree on.
+distributed_impl::OptionList agreed_options(const SigmoidFocalLossOptions& options) {
+  distributed_impl::OptionList agreed;
+  agreed.add("alpha", options.alpha())
+      .add("gamma", options.gamma())
+      .add("reduction", reduction_name(options.reduction()));
+  return agreed;
+}
+
+distributed_impl::OptionList agreed_options(const SoftmaxFocalLossOptions& options) {
+  distributed_impl::OptionList agreed;
+  agreed.add_values("alpha", options.alpha())
+      .add("gamma", options.gamma())
+      .add("reduction", focal_reduction_name(options.reduction()))
+      .add("label_smoothing", options.label_smoothing())
+      .add("ignore_index", options.ignore_index())
+      .add("background_class", options.background_class());
+  return agreed;
+}
+
+// A focal module's forward: `op` on this batch, or on every rank's batch
+// when the loss gathers over a process group.
+template <typename Options, typename Op>
+torch::Tensor focal_forward(const DistributedLoss& loss, const char* name,
+                            const Options& options, Op op, const torch::Tensor& logits,
+                            const torch::Tensor& targets,
+                            const torch::Tensor& sample_weight) {
+  std::vector<torch::Tensor> batch = {logits, targets, sample_weight};
+  if (loss.gathers()) {
+    batch =
+        distributed_impl::gather_batch(
+            loss.process_group(), name, agreed_options(options),
+            {{"logits", logits}, {"targets", targets}, {"sample_weight", sample_weight}},
+            c10::nullopt, /*shared_seed=*/false)
+            .tensors;
+  }
+  // The op checks the options again: they may have been edited since reset().
+  return nn_impl::naming_the_loss(
+      name, [&] { return op(batch[0], batch[1], options, batch[2]); });
+}
+
 } // namespace
 
 std::string focal_reduction_name(const focal_reduction_t& reduction) {
@@ -96,10 +139,8 @@ void SigmoidFocalLossImpl::pretty_print(std::ostream& stream) const {
 torch::Tensor SigmoidFocalLossImpl::forward(const torch::Tensor& logits,
                                             const torch::Tensor& targets,
                                             const torch::Tensor& sample_weight) {
-  // The op checks the options again: they may have been edited since reset().
-  return nn_impl::naming_the_loss("SigmoidFocalLoss", [&] {
-    return sigmoid_focal_op(logits, targets, options, sample_weight);
-  });
+  return focal_forward(*this, "SigmoidFocalLoss", options, sigmoid_focal_op, logits,
+                       targets, sample_weight);
 }
 
 // --- SoftmaxFocalLoss ------------------------------------------------------------
@@ -126,10 +167,8 @@ void SoftmaxFocalLossImpl::pretty_print(std::ostream& stream) const {
 torch::Tensor SoftmaxFocalLossImpl::forward(const torch::Tensor& logits,
                                             const torch::Tensor& targets,
                                             const torch::Tensor& sample_weight) {
-  // The op checks the options again: they may have been edited since reset().
-  return nn_impl::naming_the_loss("SoftmaxFocalLoss", [&] {
-    return softmax_focal_op(logits, targets, options, sample_weight);
-  });
+  return focal_forward(*this, "SoftmaxFocalLoss", options, softmax_focal_op, logits,
+                       targets, sample_weight);
 }
 
 // --- functional forms ------------------------------------------------------------

@@ -223,6 +223,19 @@ void LossWarmupWrapperImpl::reset_main_queue() {
   }
 }
 
+void LossWarmupWrapperImpl::set_process_group(const ProcessGroupPtr& group) {
+  auto* main = dynamic_cast<DistributedLoss*>(main_loss_.ptr().get());
+  TORCH_CHECK(
+      main != nullptr || !group, "LossWarmupWrapper: the main loss (",
+      main_loss_.ptr()->name(),
+      ") does not implement proxyloss::DistributedLoss, so it cannot gather over a "
+      "process group");
+  if (main != nullptr) {
+    main->set_process_group(group);
+  }
+  DistributedLoss::set_process_group(group);
+}
+
 void LossWarmupWrapperImpl::on_train_epoch_start(int64_t epoch) {
   epoch_ = epoch;
   if (!step_mode() && !in_warmup() && switch_step_ == kSwitchNotReached) {

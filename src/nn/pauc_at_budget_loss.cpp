@@ -5,6 +5,7 @@
 
 #include "common/pauc_options.h"
 #include "common/reduction.h"
+#include "distributed/gather_batch.h"
 #include "ops/selection_quantile.h"
 #include "proxyloss/ops.h"
 
@@ -45,6 +46,18 @@ void PAUCAtBudgetLossImpl::print_extra_options(std::ostream& stream) const {
          << ", quantile_interpolation=" << options.quantile_interpolation();
 }
 
+void PAUCAtBudgetLossImpl::describe_extra_options(
+    distributed_impl::OptionList& agreed) const {
+  agreed.add("alpha", options.alpha())
+      .add("beta", options.beta())
+      .add("surrogate", options.surrogate())
+      .add("n_knots", options.n_knots())
+      .add("tau_scale", options.tau_scale())
+      .add("pos_numerator", options.pos_numerator())
+      .add("budget_basis", options.budget_basis())
+      .add("quantile_interpolation", options.quantile_interpolation());
+}
+
 RankingLossResult PAUCAtBudgetLossImpl::call_op(const torch::Tensor& logits,
                                                 const torch::Tensor& targets,
                                                 const RankingStepInputs& inputs) {
@@ -55,13 +68,13 @@ RankingLossResult PAUCAtBudgetLossImpl::call_op(const torch::Tensor& logits,
       options.temperature(), common::reduction_string(options.reduction()),
       options.ignore_index(), options.quantile_interpolation(), options.max_pool_size(),
       inputs.sample_weight, inputs.queue_weight, inputs.iid_mask, inputs.queue_iid);
-  last_diagnostics_ = {
-      std::get<4>(result),
-      std::get<5>(result),
-      std::get<6>(result),
-      std::get<7>(result),
-      std::get<8>(result),
-      positives_in_batch(targets, options.num_classes(), options.ignore_index())};
+  last_diagnostics_ = {std::get<4>(result),
+                       std::get<5>(result),
+                       std::get<6>(result),
+                       std::get<7>(result),
+                       std::get<8>(result),
+                       positives_in_batch(inputs.local_targets.value_or(targets),
+                                          options.num_classes(), options.ignore_index())};
   const auto degenerate = std::get<10>(result).to(torch::kCPU);
   if (!warned_.degenerate && degenerate.any().item<bool>()) {
     warned_.degenerate = true;

@@ -4,6 +4,7 @@
 
 #include "common/optional_tensor.h"
 #include "common/ranking_options.h"
+#include "distributed/gather_batch.h"
 #include "nn/ranking_warnings.h"
 #include "proxyloss/ops.h"
 #include "proxyloss/pauc_at_budget_loss.h"
@@ -171,10 +172,10 @@ QueuedRankingLoss<Derived, Options>::forward_per_class(
 
 template <typename Derived, typename Options>
 std::tuple<torch::Tensor, torch::Tensor, torch::Tensor>
-QueuedRankingLoss<Derived, Options>::step(const torch::Tensor& logits,
-                                          const torch::Tensor& targets,
-                                          const torch::Tensor& sample_weight,
-                                          const torch::Tensor& iid_mask) {
+QueuedRankingLoss<Derived, Options>::step(const torch::Tensor& local_logits,
+                                          const torch::Tensor& local_targets,
+                                          const torch::Tensor& local_sample_weight,
+                                          const torch::Tensor& local_iid_mask) {
   // Options may have been edited since reset(): check them again; the ones
   // that shape the queue need reset().
   check_options();
@@ -189,6 +190,17 @@ QueuedRankingLoss<Derived, Options>::step(const torch::Tensor& logits,
               ", ", built_queue_size_, ", ", built_ignore_index_,
               "): call reset() to rebuild the queue");
   const bool has_queue = built_queue_size_ > 0;
+  const bool update = this->is_training() || options.update_queue_in_eval();
+  // The batch: this rank's, or, with a process group, every rank's.
+  torch::Tensor logits = local_logits;
+  torch::Tensor targets = local_targets;
+  torch::Tensor sample_weight = local_sample_weight;
+  torch::Tensor iid_mask = local_iid_mask;
+  optional<int64_t> seed;
+  if (this->gathers()) {
+    std::tie(logits, targets, sample_weight, iid_mask, seed) =
+        gather(local_logits, local_targets, local_sample_weight, local_iid_mask, update);
+  }
   RankingStepInputs inputs;
   if (has_queue) {
     inputs.queue_logits = queue_logits;
@@ -199,6 +211,9 @@ QueuedRankingLoss<Derived, Options>::step(const torch::Tensor& logits,
   }
   inputs.sample_weight = common::defined_or_nullopt(sample_weight);
   inputs.iid_mask = common::defined_or_nullopt(iid_mask);
+  if (this->gathers()) {
+    inputs.local_targets = local_targets;
+  }
   // Weighted when this batch or a queued row carries weights.
   if (has_queue && (queue_weighted_ || inputs.sample_weight.has_value())) {
     inputs.queue_weight = queue_weight;
@@ -207,9 +222,13 @@ QueuedRankingLoss<Derived, Options>::step(const torch::Tensor& logits,
   torch::Tensor per_class;
   torch::Tensor valid;
   torch::Tensor events;
-  std::tie(loss, per_class, valid, events) = nn_impl::naming_the_loss(
-      Derived::kName,
-      [&] { return static_cast<Derived&>(*this).call_op(logits, targets, inputs); });
+  {
+    // With max_pool_size the ranks subsample with the seed they agreed on.
+    const distributed_impl::SeededDefaultGenerator seeded(seed, logits);
+    std::tie(loss, per_class, valid, events) = nn_impl::naming_the_loss(
+        Derived::kName,
+        [&] { return static_cast<Derived&>(*this).call_op(logits, targets, inputs); });
+  }
 
   // The queue follows the logits' device (the op has accepted them).
   if (has_queue && queue_logits.device() != logits.device()) {
@@ -228,7 +247,6 @@ QueuedRankingLoss<Derived, Options>::step(const torch::Tensor& logits,
       Derived::kName, happened, targets, has_queue ? queue_targets : torch::Tensor(),
       options.ignore_index(), options.max_pool_size().value_or(0), warned_);
 
-  const bool update = this->is_training() || options.update_queue_in_eval();
   const bool empty_pool = happened.data_ptr<bool>()[ops::kEmptyPool];
   if (has_queue && update && !nonfinite && !empty_pool) {
     // While queue_weighted_ is false every stored weight is 1: an unweighted
@@ -239,6 +257,53 @@ QueuedRankingLoss<Derived, Options>::step(const torch::Tensor& logits,
     queue_weighted_ = inputs.queue_weight.has_value();
   }
   return {loss, per_class, valid};
+}
+
+template <typename Derived, typename Options>
+std::tuple<torch::Tensor, torch::Tensor, torch::Tensor, torch::Tensor, optional<int64_t>>
+QueuedRankingLoss<Derived, Options>::gather(const torch::Tensor& logits,
+                                            const torch::Tensor& targets,
+                                            const torch::Tensor& sample_weight,
+                                            const torch::Tensor& iid_mask,
+                                            bool updates_queue) const {
+  // Targets [N, 1] travel as [N] and iid_mask as bool (nonzero = iid), so
+  // that ranks may differ in those forms.
+  auto flat_targets = targets;
+  if (targets.defined() && targets.dim() == 2 && targets.size(1) == 1) {
+    flat_targets = targets.reshape({-1});
+  }
+  auto iid = iid_mask;
+  if (iid.defined() && iid.scalar_type() != torch::kBool) {
+    iid = iid.ne(0);
+  }
+  distributed_impl::OptionList agreed;
+  agreed.add("num_classes", options.num_classes())
+      .add("queue_size", options.queue_size())
+      .add("temperature", options.temperature())
+      .add("reduction", reduction_name(options.reduction()))
+      .add("ignore_index", options.ignore_index())
+      .add("update_queue_in_eval", options.update_queue_in_eval())
+      .add("max_pool_size", options.max_pool_size());
+  static_cast<const Derived&>(*this).describe_extra_options(agreed);
+  optional<distributed_impl::QueueState> queue;
+  if (built_queue_size_ > 0) {
+    agreed.add("queue dtype", std::string(c10::toString(queue_logits.scalar_type())))
+        .add("queue updated (training or update_queue_in_eval)", updates_queue);
+    queue = distributed_impl::QueueState{queue_ptr, {queue_logits, queue_targets}};
+    if (queue_iid.defined()) {
+      queue->buffers.push_back(queue_iid);
+    }
+    queue->buffers.push_back(queue_weight);
+  }
+  auto batch = distributed_impl::gather_batch(
+      this->process_group(), Derived::kName, agreed,
+      {{"logits", logits},
+       {"targets", flat_targets},
+       {"sample_weight", sample_weight},
+       {"iid_mask", iid}},
+      queue, /*shared_seed=*/options.max_pool_size().has_value());
+  return {batch.tensors[0], batch.tensors[1], batch.tensors[2], batch.tensors[3],
+          batch.seed};
 }
 
 template <typename Derived, typename Options>

@@ -4,6 +4,7 @@
 
 #include "common/ranking_options.h"
 #include "common/reduction.h"
+#include "distributed/gather_batch.h"
 #include "ops/selection_quantile.h"
 #include "proxyloss/ops.h"
 
@@ -23,6 +24,12 @@ RankingLossResult RecallAtQuantileLossImpl::call_op(
       options.quantile(), options.interpolation(), options.temperature(),
       common::reduction_string(options.reduction()), options.ignore_index(),
       options.max_pool_size(), inputs.sample_weight, inputs.queue_weight);
+}
+
+void RecallAtQuantileLossImpl::describe_extra_options(
+    distributed_impl::OptionList& agreed) const {
+  agreed.add("quantile", options.quantile())
+      .add("interpolation", options.interpolation());
 }
 
 void RecallAtQuantileLossImpl::print_extra_options(std::ostream& stream) const {

@@ -14,12 +14,17 @@ endfunction()
 file(REMOVE_RECURSE "${WORK_DIR}")
 run(${CMAKE_COMMAND} --install "${BUILD_DIR}" --prefix "${WORK_DIR}/prefix")
 # The installed headers are the public API: each one is named by the
-# umbrella header, and there is no internal (detail/) folder.
+# umbrella header, and there is no internal (detail/) folder. Except the
+# opt-in compat_c10d.h (a Gloo process group for proxyloss/distributed.h),
+# which needs the Gloo headers and -DUSE_C10D_GLOO: only a program that
+# builds a Gloo group includes it.
+set(opt_in_headers compat_c10d.h)
 set(include_dir "${WORK_DIR}/prefix/include/proxyloss")
 file(GLOB_RECURSE installed RELATIVE "${include_dir}" "${include_dir}/*")
 file(READ "${include_dir}/proxyloss.h" umbrella)
 foreach(header IN LISTS installed)
-  if(header STREQUAL "proxyloss.h")
+  list(FIND opt_in_headers "${header}" opt_in)
+  if(header STREQUAL "proxyloss.h" OR opt_in GREATER -1)
     continue()
   endif()
   string(FIND "${umbrella}" "#include \"proxyloss/${header}\"" position)
