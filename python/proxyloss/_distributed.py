@@ -27,15 +27,18 @@ What a gathering forward does, on every rank of the default process group:
 
 The loss is then computed on the global batch, the same on every rank, and
 the global batch is queued on every rank in rank order, so the queues stay
-bitwise identical. Where the loss's work is pairs (Smooth-AP: O(P M) window
-pairs against O(M) for everything else), the ranks share it instead of each
-computing the whole loss (``partial_gradient=True``): rank r evaluates only
+bitwise identical. Every rank computes the whole global loss. The ranks can
+instead share Smooth-AP's pair work (``partial_gradient=True``; off by
+default, the private ``SmoothAPLoss._share_pair_work``, because measured
+slower: the fused kernel's pair work is now a fraction of the O(M log M)
+sort that every rank still does, bench/python/distributed_results.md): rank r
+evaluates only
 the anchor terms of share r of R (the op's share_index / share_count), the
 shares' loss values are added with ``sum_shares`` (an all_gather of R x (C +
 1) numbers, added in rank order: the same bits on every rank), and the
 gradient that reaches the gathered rows, this rank's share's only, is summed
 over the ranks (one all_reduce of [N_global, C]) in _GatheredRows' backward
-before this rank takes its slice. So each rank does 1/R of the pair work,
+before this rank takes its slice. So each rank does 1/R of the anchor terms,
 forward and backward, for O(M C) communication; the loss then equals the
 single-process loss to rounding (the anchor terms are added in another
 order), not bitwise. With ``max_pool_size`` the op subsamples

@@ -82,8 +82,11 @@ class _PooledLoss(nn.Module):
         self._queue_weighted = False
 
     # Whether a gathering call shares the pair work across the ranks (the
-    # op's share_index / share_count: proxyloss/_distributed.py). Private: a
-    # benchmark turns it off to time the unshared path.
+    # op's share_index / share_count: proxyloss/_distributed.py); only
+    # SmoothAPLoss's op has shares. Off: measured slower than every rank
+    # computing the whole loss (bench/python/distributed_results.md), since
+    # the kernels' pair work is now a fraction of the sort every rank does.
+    # Private and experimental: the tests and the benchmark turn it on.
     _share_pair_work = False
 
     def _begin_call(self, logits, targets, iid_mask, return_per_class, sample_weight):
@@ -360,9 +363,6 @@ class SmoothAPLoss(_QueuedRankingLoss):
                  *, max_pool_size=None):
         super().__init__(num_classes, queue_size, temperature, reduction, ignore_index,
                          update_queue_in_eval, gather_distributed, max_pool_size)
-
-    # The ranks of a gathering call share the anchors' window pairs.
-    _share_pair_work = True
 
     def _op_and_options(self):
         return ops._smooth_ap_loss_with_pool.default, (

@@ -10,8 +10,8 @@ iid flags. Over train and eval steps with queues, uneven batches (a rank
 with an empty batch, a rank with no positive), ignore_index rows,
 sample_weight and iid_mask in some steps, the parent checks: the loss equals
 the reference's (bit for bit: the op sees the same global batch; where the
-ranks share the pair work, SmoothAPLoss, to rounding, and bit for bit across
-the ranks), every
+ranks share the pair work, SmoothAPLoss-shared, to rounding, and bit for bit
+across the ranks), every
 parameter gradient after DDP's averaging equals the reference's gradient on
 the concatenated batch (1e-12 in float64, 1e-5 in float32), and the loss's
 buffers (the queues) are bitwise equal across ranks and to the reference's.
@@ -68,9 +68,15 @@ def _wrapper(gather):
         gather_distributed=True if gather is None else False)
 
 
-def _unshared_smooth_ap(gather):
+def _shared_smooth_ap(gather):
     loss = proxyloss.SmoothAPLoss(C, queue_size=12, temperature=0.1, gather_distributed=gather)
-    loss._share_pair_work = False  # every rank computes the whole loss
+    loss._share_pair_work = True  # the ranks share the anchor terms (experimental)
+    return loss
+
+
+def _shared_smooth_ap_float32(gather):
+    loss = proxyloss.SmoothAPLoss(C, queue_size=7, temperature=0.2, gather_distributed=gather)
+    loss._share_pair_work = True
     return loss
 
 
@@ -78,7 +84,8 @@ def _unshared_smooth_ap(gather):
 CASES = {
     "SmoothAPLoss": ("ranking", torch.float64, lambda g: proxyloss.SmoothAPLoss(
         C, queue_size=12, temperature=0.1, gather_distributed=g)),
-    "SmoothAPLoss-unshared": ("ranking", torch.float64, _unshared_smooth_ap),
+    "SmoothAPLoss-shared": ("ranking", torch.float64, _shared_smooth_ap),
+    "SmoothAPLoss-shared-float32": ("ranking", torch.float32, _shared_smooth_ap_float32),
     "SmoothAPLoss-float32": ("ranking", torch.float32, lambda g: proxyloss.SmoothAPLoss(
         C, queue_size=7, temperature=0.2, gather_distributed=g)),
     "RecallAtQuantileLoss": ("ranking", torch.float64, lambda g: proxyloss.RecallAtQuantileLoss(
@@ -396,10 +403,9 @@ def _tolerance(name):
     return (1e-5, 1e-6) if CASES[name][1] == torch.float32 else (1e-12, 1e-12)
 
 
-# The cases whose ranks share the pair work (SmoothAPLoss, also inside the
-# wrapper): their loss adds the ranks' shares, in another order than the
-# single process adds the anchor terms.
-SHARED = ("SmoothAPLoss", "SmoothAPLoss-float32", "LossWarmupWrapper")
+# The cases whose ranks share the pair work: their loss adds the ranks'
+# shares, in another order than the single process adds the anchor terms.
+SHARED = ("SmoothAPLoss-shared", "SmoothAPLoss-shared-float32")
 
 
 def _same_values(got, want, what, name):
