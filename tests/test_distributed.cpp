@@ -450,8 +450,14 @@ void train_case(const Rank& me, size_t case_index, const Case& c,
         EXPECT_LE((gradient - expected).abs().max().item<double>(),
                   tolerance * (1 + expected.abs().max().item<double>()))
             << "gradient " << i << ": " << gradient << " != " << expected;
-        EXPECT_GT(gradient.abs().sum().item<double>(), 0)
-            << "gradient " << i << " is zero";
+        // The weight's gradient is not zero (the check is not vacuous). The
+        // bias's may be: a ranking loss is invariant to shifting a class's
+        // scores, so on a pool of live rows only (an empty queue) the bias
+        // gradient is zero in exact arithmetic, rounding noise or exactly 0.
+        if (i == 0) {
+          EXPECT_GT(gradient.abs().sum().item<double>(), 0)
+              << "the weight's gradient is zero";
+        }
         torch::NoGradGuard no_grad;
         params[i].sub_(gradient * 0.5); // SGD, the same on every rank
       }
