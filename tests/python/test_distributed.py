@@ -459,7 +459,12 @@ def test_the_loss_and_its_gradient_are_the_single_process_ones_on_the_concatenat
                                                         record["want_grads"])):
                     torch.testing.assert_close(got, want, rtol=rtol, atol=atol,
                                                msg=lambda m: f"gradient {index}: {where}: {m}")
-                    assert got.abs().sum() > 0, f"gradient {index} is zero: {where}"
+                    # The weight's gradient is not zero (not vacuous). The
+                    # bias's may be: a ranking loss is invariant to shifting a
+                    # class's scores, so on a queue-less pool its bias gradient
+                    # is zero in exact arithmetic (rounding noise, or 0).
+                    assert index != 0 or got.abs().sum() > 0, (
+                        f"the weight's gradient is zero: {where}")
 
 
 @pytest.mark.parametrize("name", list(CASES))
