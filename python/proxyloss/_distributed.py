@@ -29,11 +29,11 @@ The loss is then computed on the global batch, the same on every rank, and
 the global batch is queued on every rank in rank order, so the queues stay
 bitwise identical. Every rank computes the whole global loss. The ranks can
 instead share Smooth-AP's pair work (``partial_gradient=True``; off by
-default, the private ``SmoothAPLoss._share_pair_work``, because measured
-slower: the fused kernel's pair work is now a fraction of the O(M log M)
-sort that every rank still does, bench/python/distributed_results.md): rank r
-evaluates only
-the anchor terms of share r of R (the op's share_index / share_count), the
+default, the private switch ``_share_pair_work`` of the ranking modules,
+because measured slower: the fused kernel's pair work is now a fraction of
+the O(M log M) sort that every rank still does,
+bench/python/distributed_results.md): rank r evaluates only the anchor
+terms of share r of R (the op's share_index / share_count), the
 shares' loss values are added with ``sum_shares`` (an all_gather of R x (C +
 1) numbers, added in rank order: the same bits on every rank), and the
 gradient that reaches the gathered rows, this rank's share's only, is summed
